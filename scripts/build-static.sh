@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds the fully static release binary (glibc, +crt-static) and prints its path and size.
+#   scripts/build-static.sh            -> target/x86_64-unknown-linux-gnu/release/k8s-await-election
+# The binary needs nothing from the filesystem at run time: it runs in an empty root (FROM scratch).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=x86_64-unknown-linux-gnu
+# --target keeps build scripts and proc macros dynamically linked; only our binary is static.
+RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+  cargo build --release --locked --target "$target" --bin k8s-await-election >&2
+bin="${CARGO_TARGET_DIR:-target}/$target/release/k8s-await-election"
+if file "$bin" 2>/dev/null | grep -q 'dynamically linked'; then
+  echo "error: $bin is dynamically linked" >&2
+  exit 1
+fi
+size=$(stat -c %s "$bin")
+echo "$bin"
+awk -v b="$bin" -v s="$size" 'BEGIN { printf "static binary: %s (%d bytes, %.2f MiB, stripped)\n", b, s, s / 1048576 }' >&2

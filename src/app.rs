@@ -1,0 +1,482 @@
+//! Wiring: passthrough or election, and the exit-code policy.
+//!
+//! The only module that knows both Kubernetes and processes. In election mode the main thread
+//! owns signals and CMD (through [`Supervisor`]), the elector thread owns every Lease request
+//! (through [`Elector`]) and service routing, and the optional status thread reads the shared
+//! [`Snapshot`]. The elector reports to the main thread over a channel and nudges it awake
+//! with [`Waker`]; the main thread talks back through the elector's [`Inbox`].
+//!
+//! Safety net: besides the elector's own step-down, the main thread checks on every wake-up
+//! that the last successful renewal is younger than the renew deadline, so CMD is stopped in
+//! time even if the elector thread were stuck or dead.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use log::{debug, error, info, warn};
+
+use crate::config::{self, Config, SignalTarget};
+use crate::election::{self, Campaign, Elector, Inbox, LeaderHooks, Snapshot, Term};
+use crate::kube::{self, Client, InClusterConfig};
+use crate::service::Router;
+use crate::status::StatusServer;
+use crate::supervisor::{self, ChildExit, Event, Supervisor, Waker};
+use crate::timefmt;
+
+/// Exit codes besides CMD's own (which we pass through, or 128+N when signal N killed it).
+pub mod exit {
+    /// `--help`, `--version`.
+    pub const OK: i32 = 0;
+    /// No CMD given (EX_USAGE).
+    pub const USAGE: i32 = 64;
+    /// The Kubernetes API cannot be used: in-cluster configuration missing or unreadable, bad
+    /// CA bundle, or RBAC forbids the Lease/Service requests (EX_UNAVAILABLE).
+    pub const API: i32 = 69;
+    /// Internal error, e.g. a thread could not be started (EX_SOFTWARE).
+    pub const INTERNAL: i32 = 70;
+    /// Operating-system error: cannot set up signal handling or bind the status endpoint
+    /// (EX_OSERR).
+    pub const OS: i32 = 71;
+    /// We lost leadership while CMD ran; CMD was stopped (EX_TEMPFAIL: restart to rejoin).
+    pub const LOST_LEADERSHIP: i32 = 75;
+    /// A configuration variable has a bad value (EX_CONFIG).
+    pub const CONFIG: i32 = 78;
+    /// CMD exists but cannot be executed.
+    pub const NOT_EXECUTABLE: i32 = 126;
+    /// CMD was not found.
+    pub const NOT_FOUND: i32 = 127;
+}
+
+const USAGE: &str = "\
+usage: k8s-await-election CMD [ARGS...]
+
+Runs CMD only while this replica holds a Kubernetes Lease (when K8S_AWAIT_ELECTION_ENABLED is
+non-empty); otherwise replaces itself with CMD. Configuration comes from K8S_AWAIT_ELECTION_*
+environment variables; see the README for the full list and the exit codes.
+
+  --help       print this help (only as the sole argument)
+  --version    print the version (only as the sole argument)
+";
+
+/// The whole program: arguments (without argv\[0\]) and an environment lookup in, exit code out.
+pub fn main(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> i32 {
+    if args.len() == 1 {
+        match args[0].to_str() {
+            Some("--help" | "-h") => return print_out(USAGE),
+            Some("--version" | "-V") => {
+                return print_out(&format!(
+                    "k8s-await-election {}\n",
+                    env!("CARGO_PKG_VERSION")
+                ))
+            }
+            _ => {}
+        }
+    }
+    if args.is_empty() {
+        eprint!("k8s-await-election: no command given\n\n{USAGE}");
+        return exit::USAGE;
+    }
+    init_logging(env);
+    let config = match config::from_env(args, env) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("configuration error: {e}");
+            return exit::CONFIG;
+        }
+    };
+    run(config, env)
+}
+
+fn print_out(text: &str) -> i32 {
+    let mut out = std::io::stdout();
+    // A closed stdout is no reason to fail --help.
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    exit::OK
+}
+
+/// One line per event on stderr: `<time> <LEVEL> k8s-await-election: <message>`. `RUST_LOG`
+/// overrides the default level `info`.
+fn init_logging(env: &dyn Fn(&str) -> Option<String>) {
+    let mut builder = env_logger::Builder::new();
+    builder.filter_level(log::LevelFilter::Info);
+    if let Some(spec) = env("RUST_LOG") {
+        builder.parse_filters(&spec);
+    }
+    builder.format(|buf, record| {
+        writeln!(
+            buf,
+            "{} {:<5} k8s-await-election: {}",
+            timefmt::log_time(std::time::SystemTime::now()),
+            record.level(),
+            record.args()
+        )
+    });
+    // Only fails if a logger is already set (tests calling main twice): keep that one.
+    let _ = builder.try_init();
+}
+
+/// Runs a validated configuration.
+pub fn run(config: Config, env: &dyn Fn(&str) -> Option<String>) -> i32 {
+    match config.election {
+        None => {
+            debug!("election disabled: executing {:?}", config.command[0]);
+            let e = supervisor::exec(&config.command);
+            error!("{e}");
+            e.exit_code()
+        }
+        Some(election) => run_election(config.command, election, env),
+    }
+}
+
+/// What the elector thread tells the main thread.
+#[derive(Debug)]
+enum Report {
+    /// We lead and the Service (if any) points at us: start CMD.
+    Elected,
+    /// Leadership is lost: stop CMD now.
+    Lost(String),
+    /// Give up: a failure retrying cannot fix. The lease is not held.
+    Fatal(String),
+    /// The elector is done (after Shutdown): the lease is released or was never ours.
+    Finished,
+}
+
+/// Where the main thread is in the life of the process.
+enum Phase {
+    Campaigning,
+    Leading,
+    /// Waiting for the elector to finish (release) before exiting with `code`.
+    Exiting {
+        code: i32,
+        until: Instant,
+    },
+}
+
+fn run_election(
+    command: Vec<OsString>,
+    cfg: config::Election,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> i32 {
+    // Signals first: every thread started later inherits the blocked mask.
+    let target = match cfg.signal_target {
+        SignalTarget::Child => supervisor::SignalTarget::Child,
+        SignalTarget::Group => supervisor::SignalTarget::Group,
+    };
+    let mut sup = match Supervisor::install(target) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("cannot set up signal handling: {e}");
+            return exit::OS;
+        }
+    };
+    let client = match InClusterConfig::from_env(env).and_then(Client::new) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            error!("cannot use the Kubernetes API: {e}");
+            return exit::API;
+        }
+    };
+    let timings = cfg.timings;
+    let snapshot = Snapshot::new(election::Status {
+        name: cfg.name.clone(),
+        identity: cfg.identity.clone(),
+        lock: format!("{}/{}", cfg.lock_namespace, cfg.lock_name),
+        ..election::Status::default()
+    });
+    let _status = match cfg.status_endpoint {
+        None => None,
+        Some(ep) => match StatusServer::start(ep, Arc::clone(&snapshot), timings.lease_duration) {
+            Ok(s) => {
+                info!("status endpoint listening on {}", s.local_addr());
+                Some(s)
+            }
+            Err(e) => {
+                error!(
+                    "{}: cannot listen on {}: {e}",
+                    config::STATUS_ENDPOINT,
+                    env(config::STATUS_ENDPOINT).unwrap_or_default()
+                );
+                return exit::OS;
+            }
+        },
+    };
+
+    let (inbox_tx, inbox_rx) = mpsc::channel();
+    let (report_tx, reports) = mpsc::channel();
+    let elector = Elector::new(
+        Arc::clone(&client),
+        election::Settings {
+            namespace: cfg.lock_namespace.clone(),
+            lock_name: cfg.lock_name.clone(),
+            identity: cfg.identity.clone(),
+            timings,
+        },
+        Arc::clone(&snapshot),
+        inbox_rx,
+        inbox_tx.clone(),
+    );
+    let router = cfg
+        .service
+        .clone()
+        .map(|s| Router::new(Arc::clone(&client), s));
+    let waker = sup.waker();
+    let spawned = thread::Builder::new()
+        .name("elector".into())
+        .stack_size(512 * 1024)
+        .spawn(move || elector_thread(elector, router, report_tx, waker, timings));
+    if let Err(e) = spawned {
+        error!("cannot start the elector thread: {e}");
+        return exit::INTERNAL;
+    }
+
+    supervise(&mut sup, &command, &cfg, &snapshot, &inbox_tx, &reports)
+}
+
+/// The main thread's loop: signals, CMD, and reports from the elector.
+fn supervise(
+    sup: &mut Supervisor,
+    command: &[OsString],
+    cfg: &config::Election,
+    snapshot: &Snapshot,
+    inbox: &Sender<Inbox>,
+    reports: &mpsc::Receiver<Report>,
+) -> i32 {
+    let timings = cfg.timings;
+    // How long we wait for the elector to release the lease (or stop campaigning) on the way
+    // out: one request in flight plus the release itself.
+    let exit_budget = timings.renew_deadline + Duration::from_secs(1);
+    let shutdown = |code: i32| {
+        // The elector may have ended already (after a fatal error); then there is nothing to stop.
+        let _ = inbox.send(Inbox::Shutdown);
+        Phase::Exiting {
+            code,
+            until: Instant::now() + exit_budget,
+        }
+    };
+    let mut phase = Phase::Campaigning;
+    loop {
+        let deadline = match &phase {
+            Phase::Campaigning => None,
+            Phase::Leading => renew_valid_until(snapshot, &timings),
+            Phase::Exiting { until, .. } => Some(*until),
+        };
+        match sup.wait(deadline) {
+            Event::Signal(sig) => match phase {
+                Phase::Campaigning if is_stop_signal(sig) => {
+                    info!(
+                        "received {} before becoming leader: leaving the election",
+                        supervisor::signal_name(sig)
+                    );
+                    phase = shutdown(128 + sig);
+                }
+                Phase::Leading => {
+                    if is_stop_signal(sig) {
+                        // Stop advertising a pod that is shutting down.
+                        let _ = inbox.send(Inbox::Stopping);
+                    }
+                    debug!("forwarding {} to CMD", supervisor::signal_name(sig));
+                    if let Err(e) = sup.forward(sig) {
+                        warn!(
+                            "cannot forward {} to CMD: {e}",
+                            supervisor::signal_name(sig)
+                        );
+                    }
+                }
+                _ => debug!(
+                    "ignoring {} (CMD is not running)",
+                    supervisor::signal_name(sig)
+                ),
+            },
+            Event::ChildExited(status) => {
+                if let Phase::Leading = phase {
+                    phase = shutdown(status.exit_code());
+                }
+            }
+            Event::Nudge | Event::Timeout => {}
+        }
+
+        while let Ok(report) = reports.try_recv() {
+            match (report, &phase) {
+                (Report::Elected, Phase::Campaigning) => match sup.spawn(command) {
+                    Ok(pid) => {
+                        debug!("CMD runs as pid {pid}");
+                        phase = Phase::Leading;
+                    }
+                    Err(e) => {
+                        error!("{e}");
+                        phase = shutdown(e.exit_code());
+                    }
+                },
+                (Report::Lost(reason), Phase::Leading) => {
+                    let exit = step_down(sup, snapshot, cfg, &reason);
+                    debug!("CMD after step-down: {exit:?}");
+                    phase = shutdown(exit::LOST_LEADERSHIP);
+                }
+                (Report::Fatal(msg), _) => {
+                    error!("{msg}");
+                    if let Phase::Exiting { code, .. } = phase {
+                        return code;
+                    }
+                    return exit::API;
+                }
+                (Report::Finished, Phase::Exiting { code, .. }) => return *code,
+                (Report::Finished, _) => {
+                    error!("the elector stopped unexpectedly");
+                    return exit::INTERNAL;
+                }
+                (other, _) => debug!("ignoring late report {other:?}"),
+            }
+        }
+
+        let now = Instant::now();
+        match phase {
+            Phase::Leading => {
+                if renew_valid_until(snapshot, &timings).is_some_and(|t| now >= t) {
+                    let reason = format!(
+                        "no successful renewal for {}",
+                        config::show(timings.renew_deadline)
+                    );
+                    warn!("lost leadership: {reason}");
+                    step_down(sup, snapshot, cfg, &reason);
+                    phase = shutdown(exit::LOST_LEADERSHIP);
+                }
+            }
+            Phase::Exiting { code, until } if now >= until => {
+                warn!("the lease was not released in time; others take over when it expires");
+                return code;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Leading is valid until the last successful renewal (send time) + renew deadline.
+fn renew_valid_until(snapshot: &Snapshot, timings: &config::Timings) -> Option<Instant> {
+    snapshot
+        .get()
+        .last_renew
+        .map(|t| t + timings.renew_deadline)
+}
+
+/// SIGTERM CMD, SIGKILL it at `last renewal + renew deadline + grace`, and reap it before
+/// `last renewal + lease duration`: nobody else can hold the lease before then.
+fn step_down(
+    sup: &mut Supervisor,
+    snapshot: &Snapshot,
+    cfg: &config::Election,
+    reason: &str,
+) -> Option<ChildExit> {
+    let t = cfg.timings;
+    let last = snapshot.get().last_renew.unwrap_or_else(Instant::now);
+    let kill_at = last + t.renew_deadline + cfg.grace_period;
+    let hard = last + t.lease_duration;
+    info!(
+        "stopping CMD ({reason}): SIGTERM now, SIGKILL in {}",
+        config::show(kill_at.saturating_duration_since(Instant::now()))
+    );
+    sup.stop_child(kill_at, hard)
+}
+
+fn is_stop_signal(sig: i32) -> bool {
+    sig == libc::SIGTERM || sig == libc::SIGINT || sig == libc::SIGQUIT
+}
+
+/// The elector thread: campaign, route the Service, lead, then release.
+fn elector_thread(
+    mut elector: Elector,
+    mut router: Option<Router>,
+    reports: Sender<Report>,
+    waker: Waker,
+    timings: config::Timings,
+) {
+    let report = |r: Report| {
+        // The main thread only goes away by exiting the process.
+        let _ = reports.send(r);
+        waker.wake();
+    };
+    let release_deadline = || Instant::now() + timings.retry_period.max(Duration::from_secs(1));
+    match elector.campaign() {
+        Campaign::Elected => {}
+        Campaign::Shutdown => return report(Report::Finished),
+        Campaign::Fatal(e) => return report(Report::Fatal(fatal_message(&e))),
+    }
+    let mut hooks = Routing {
+        router: router.as_mut(),
+        pending: false,
+    };
+    if let Some(r) = hooks.router.as_deref_mut() {
+        let deadline = elector
+            .step_down_at()
+            .unwrap_or_else(Instant::now)
+            .min(Instant::now() + timings.retry_period.max(Duration::from_secs(1)));
+        match r.point_here(deadline) {
+            Ok(()) => info!("service now points at this pod"),
+            Err(e @ kube::Error::Forbidden(_)) => {
+                elector.release(release_deadline());
+                return report(Report::Fatal(format!("cannot route the service: {e}")));
+            }
+            Err(e) => {
+                warn!(
+                    "cannot point the service at this pod yet ({e}); retrying after each renewal"
+                );
+                hooks.pending = true;
+            }
+        }
+    }
+    report(Report::Elected);
+    let term = elector.lead(&mut hooks);
+    if let Some(r) = hooks.router.as_deref_mut() {
+        r.withdraw(release_deadline());
+    }
+    if let Term::Lost(reason) = term {
+        report(Report::Lost(reason));
+        // Wait until CMD is gone, then give up what is left of the lease.
+        elector.wait_for_shutdown();
+    }
+    elector.release(release_deadline());
+    report(Report::Finished);
+}
+
+/// Service routing as the leader's side job.
+struct Routing<'a> {
+    router: Option<&'a mut Router>,
+    /// The first attempt failed; try again after each renewal.
+    pending: bool,
+}
+
+impl LeaderHooks for Routing<'_> {
+    fn renewed(&mut self, deadline: Instant) {
+        if !self.pending {
+            return;
+        }
+        if let Some(r) = self.router.as_deref_mut() {
+            match r.point_here(deadline) {
+                Ok(()) => {
+                    info!("service now points at this pod");
+                    self.pending = false;
+                }
+                Err(e) => debug!("service routing still failing: {e}"),
+            }
+        }
+    }
+
+    fn stopping(&mut self, deadline: Instant) {
+        if let Some(r) = self.router.as_deref_mut() {
+            r.withdraw(deadline);
+        }
+        self.pending = false;
+    }
+}
+
+fn fatal_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Forbidden(_) => format!(
+            "cannot take part in the election: {e} (grant get, create and update on leases.coordination.k8s.io to this pod's service account; see examples/rbac.yaml)"
+        ),
+        _ => format!("cannot take part in the election: {e}"),
+    }
+}

@@ -1,0 +1,20 @@
+//! The blocking Kubernetes REST client this program needs, and nothing more: in-cluster
+//! configuration ([`InClusterConfig`]), a [`Client`] with deadline-bounded JSON requests and
+//! watches, the one error type of this boundary ([`Error`]), and the API paths we use.
+//!
+//! Submodules: `incluster` (addresses, service-account files), `tls` (the cluster CA as the
+//! only trust anchor), `token` (rotation, redaction), `error` (Status objects → typed errors),
+//! `client` (requests, watches, paths).
+
+mod client;
+mod error;
+mod incluster;
+mod tls;
+mod token;
+
+pub use client::{
+    endpoints_collection, endpoints_path, endpointslice_path, endpointslices_path, lease_path,
+    leases_path, Client, ListParams, WatchEvent, WatchStream,
+};
+pub use error::Error;
+pub use incluster::{InClusterConfig, DEFAULT_SERVICEACCOUNT_DIR, SERVICEACCOUNT_DIR_ENV};

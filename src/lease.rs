@@ -1,0 +1,185 @@
+//! The `coordination.k8s.io/v1` Lease object as JSON, keeping what we do not own.
+//!
+//! Every field we do not interpret (metadata such as labels, annotations, ownerReferences,
+//! managedFields; spec fields such as `strategy` and `preferredHolder`; any future field) lands
+//! in a `rest` map and is written back unchanged, because a PUT replaces the whole object.
+//! MicroTime values are kept as the text the server sent; we only parse them for display and
+//! only ever write six fractional digits (see [`crate::timefmt::micro_time`]).
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::timefmt;
+
+pub const API_VERSION: &str = "coordination.k8s.io/v1";
+pub const KIND: &str = "Lease";
+
+/// A Lease as read from or written to the API server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lease {
+    #[serde(default = "api_version")]
+    pub api_version: String,
+    #[serde(default = "kind")]
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: LeaseSpec,
+    /// Top-level fields we do not know (e.g. a future `status`).
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+fn api_version() -> String {
+    API_VERSION.to_string()
+}
+
+fn kind() -> String {
+    KIND.to_string()
+}
+
+/// The part of `metadata` we read; everything else is carried in `rest`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// The election record. `Option` fields that are `None` are left out of the JSON we write.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder_identity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_duration_seconds: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acquire_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_transitions: Option<i32>,
+    /// `strategy`, `preferredHolder` and anything newer.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+impl LeaseSpec {
+    /// The holder, or `None` when the lease is free (missing or empty `holderIdentity`).
+    pub fn holder(&self) -> Option<&str> {
+        self.holder_identity.as_deref().filter(|h| !h.is_empty())
+    }
+
+    /// The election record client-go compares to decide whether the lease changed: the five
+    /// fields it owns. A change of labels alone is not a renewal.
+    pub fn record(
+        &self,
+    ) -> (
+        Option<&str>,
+        Option<i32>,
+        Option<&str>,
+        Option<&str>,
+        Option<i32>,
+    ) {
+        (
+            self.holder(),
+            self.lease_duration_seconds,
+            self.acquire_time.as_deref(),
+            self.renew_time.as_deref(),
+            self.lease_transitions,
+        )
+    }
+
+    /// `renewTime` as a wall-clock time, for display only (never for expiry decisions).
+    pub fn renew_time(&self) -> Option<SystemTime> {
+        self.renew_time.as_deref().and_then(timefmt::parse_rfc3339)
+    }
+}
+
+impl Lease {
+    /// A new Lease object for `POST`.
+    pub fn new(namespace: &str, name: &str, spec: LeaseSpec) -> Lease {
+        Lease {
+            api_version: api_version(),
+            kind: kind(),
+            metadata: ObjectMeta {
+                name: name.to_string(),
+                namespace: Some(namespace.to_string()),
+                resource_version: None,
+                rest: Map::new(),
+            },
+            spec,
+            rest: Map::new(),
+        }
+    }
+
+    /// The opaque resourceVersion (compare for equality only).
+    pub fn resource_version(&self) -> Option<&str> {
+        self.metadata.resource_version.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLIENT_GO_LEASE: &str = r#"{
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "lock", "namespace": "ns", "resourceVersion": "42", "uid": "u-1",
+            "labels": {"app": "x"}, "annotations": {"a": "b"},
+            "managedFields": [{"manager": "kube-controller-manager", "operation": "Update"}]},
+        "spec": {"holderIdentity": "other", "leaseDurationSeconds": 15,
+            "acquireTime": "2026-11-24T08:15:30.123456Z", "renewTime": "2026-11-24T08:15:40.000001+00:00",
+            "leaseTransitions": 3, "strategy": "OldestEmulationVersion", "preferredHolder": "p"},
+        "status": {"future": true}
+    }"#;
+
+    #[test]
+    fn unknown_fields_survive_a_round_trip() {
+        let lease: Lease = serde_json::from_str(CLIENT_GO_LEASE).expect("parse");
+        assert_eq!(lease.spec.holder(), Some("other"));
+        assert_eq!(lease.resource_version(), Some("42"));
+        let back: Value = serde_json::to_value(&lease).expect("serialize");
+        let orig: Value = serde_json::from_str(CLIENT_GO_LEASE).expect("parse");
+        assert_eq!(back, orig);
+    }
+
+    #[test]
+    fn null_and_missing_times_and_empty_holder() {
+        let lease: Lease = serde_json::from_str(
+            r#"{"metadata":{"name":"l"},"spec":{"holderIdentity":"","renewTime":null}}"#,
+        )
+        .expect("parse");
+        assert_eq!(lease.spec.holder(), None);
+        assert_eq!(lease.spec.renew_time(), None);
+        assert_eq!(lease.kind, "Lease");
+    }
+
+    #[test]
+    fn new_lease_serializes_only_what_is_set() {
+        let l = Lease::new(
+            "ns",
+            "lock",
+            LeaseSpec {
+                holder_identity: Some("me".into()),
+                ..LeaseSpec::default()
+            },
+        );
+        let v = serde_json::to_value(&l).expect("serialize");
+        assert_eq!(
+            v,
+            serde_json::json!({"apiVersion":"coordination.k8s.io/v1","kind":"Lease",
+                "metadata":{"name":"lock","namespace":"ns"},"spec":{"holderIdentity":"me"}})
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! k8s-await-election: run a command only while this replica holds a Kubernetes Lease.
+//!
+//! The binary (`src/main.rs`) is a thin shell around [`app::run`]. The modules form a
+//! one-direction dependency graph; see `README.md` ("Design") for the map.
+
+pub mod app;
+pub mod config;
+pub mod election;
+pub mod kube;
+pub mod lease;
+pub mod service;
+pub mod status;
+pub mod supervisor;
+pub mod timefmt;

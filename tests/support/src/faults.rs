@@ -1,0 +1,62 @@
+//! Fault injection: what a request (or a new connection) should suffer instead of, or before,
+//! normal service. Faults are global or keyed by bearer token (to partition one replica).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A fault the server applies to new requests (existing watch streams are not affected;
+/// use `ApiServer::end_watches` for those).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Fault {
+    #[default]
+    None,
+    /// Delay every response (and the start of watch streams) by this.
+    Latency(Duration),
+    /// Read the request, never answer; the connection stays open until the fault is cleared
+    /// (then it is closed without an answer) or the server is dropped.
+    Hang,
+    /// Answer every request with this Status (e.g. 503, or 429 with `Retry-After` seconds).
+    Status { code: u16, retry_after: Option<u64> },
+    /// Close the TCP connection without answering (after reading the request).
+    Reset,
+    /// Close new connections right after accept, before TLS. As a per-token fault the token
+    /// is only known after the request is read, so it then behaves like `Reset`.
+    RefuseConnections,
+}
+
+#[derive(Default)]
+pub struct Faults {
+    global: Fault,
+    per_token: HashMap<String, Fault>,
+}
+
+impl Faults {
+    pub fn set_global(&mut self, f: Fault) {
+        self.global = f;
+    }
+
+    pub fn set_token(&mut self, token: &str, f: Fault) {
+        if f == Fault::None {
+            self.per_token.remove(token);
+        } else {
+            self.per_token.insert(token.to_string(), f);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.global = Fault::None;
+        self.per_token.clear();
+    }
+
+    pub fn global(&self) -> &Fault {
+        &self.global
+    }
+
+    /// The fault for a request carrying `token`: a per-token fault wins over the global one.
+    pub fn for_request(&self, token: Option<&str>) -> Fault {
+        token
+            .and_then(|t| self.per_token.get(t))
+            .unwrap_or(&self.global)
+            .clone()
+    }
+}
