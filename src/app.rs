@@ -106,6 +106,11 @@ fn init_logging(env: &dyn Fn(&str) -> Option<String>) {
     if let Some(spec) = env("RUST_LOG") {
         builder.parse_filters(&spec);
     }
+    // Some HTTP internals hex-dump raw requests (bearer token included) at trace level; cap
+    // them whatever RUST_LOG says, so the token never reaches a log.
+    for target in kube::TOKEN_LEAKING_LOG_TARGETS {
+        builder.filter_module(target, log::LevelFilter::Debug);
+    }
     builder.format(|buf, record| {
         writeln!(
             buf,
@@ -278,7 +283,6 @@ fn supervise(
                         // Stop advertising a pod that is shutting down.
                         let _ = inbox.send(Inbox::Stopping);
                     }
-                    debug!("forwarding {} to CMD", supervisor::signal_name(sig));
                     if let Err(e) = sup.forward(sig) {
                         warn!(
                             "cannot forward {} to CMD: {e}",
@@ -293,6 +297,8 @@ fn supervise(
             },
             Event::ChildExited(status) => {
                 if let Phase::Leading = phase {
+                    // Nothing CMD started may outlive our hold on the lease.
+                    sup.kill_leftovers(Instant::now() + Duration::from_secs(1));
                     phase = shutdown(status.exit_code());
                 }
             }
@@ -334,16 +340,17 @@ fn supervise(
 
         let now = Instant::now();
         match phase {
-            Phase::Leading => {
-                if renew_valid_until(snapshot, &timings).is_some_and(|t| now >= t) {
-                    let reason = format!(
-                        "no successful renewal for {}",
-                        config::show(timings.renew_deadline)
-                    );
+            Phase::Leading if renew_valid_until(snapshot, &timings).is_some_and(|t| now >= t) => {
+                let reason = format!(
+                    "no successful renewal for {}",
+                    config::show(timings.renew_deadline)
+                );
+                if snapshot.get().leading {
+                    // The elector has not noticed yet (it logs its own reason when it does).
                     warn!("lost leadership: {reason}");
-                    step_down(sup, snapshot, cfg, &reason);
-                    phase = shutdown(exit::LOST_LEADERSHIP);
                 }
+                step_down(sup, snapshot, cfg, &reason);
+                phase = shutdown(exit::LOST_LEADERSHIP);
             }
             Phase::Exiting { code, until } if now >= until => {
                 warn!("the lease was not released in time; others take over when it expires");
@@ -375,7 +382,7 @@ fn step_down(
     let kill_at = last + t.renew_deadline + cfg.grace_period;
     let hard = last + t.lease_duration;
     info!(
-        "stopping CMD ({reason}): SIGTERM now, SIGKILL in {}",
+        "stepping down ({reason}): CMD gets {} to exit before SIGKILL",
         config::show(kill_at.saturating_duration_since(Instant::now()))
     );
     sup.stop_child(kill_at, hard)

@@ -307,7 +307,7 @@ pub enum Inbox {
     Stopping,
     Watched {
         generation: u64,
-        event: WatchEvent<Lease>,
+        event: Box<WatchEvent<Lease>>,
     },
     WatchEnded {
         generation: u64,
@@ -605,7 +605,13 @@ impl Elector {
                             for event in stream {
                                 match event {
                                     Ok(event) => {
-                                        if tx.send(Inbox::Watched { generation, event }).is_err() {
+                                        if tx
+                                            .send(Inbox::Watched {
+                                                generation,
+                                                event: Box::new(event),
+                                            })
+                                            .is_err()
+                                        {
                                             return;
                                         }
                                     }
@@ -638,7 +644,7 @@ impl Elector {
                     return;
                 }
                 let at = Instant::now();
-                match event {
+                match *event {
                     WatchEvent::Added(l) | WatchEvent::Modified(l) => self.observe(Some(l), at),
                     WatchEvent::Deleted(l) => {
                         if let Some(rv) = l.resource_version() {
@@ -713,6 +719,12 @@ impl Elector {
         let per_request = retry.max(self.timings().renew_deadline / 3);
         let mut next = self.renewed_at.map_or_else(Instant::now, |t| t + retry);
         let mut last_error = String::from("no renewal attempted");
+        let sent_renewals: Vec<String> = self
+            .core
+            .lease()
+            .and_then(|l| l.spec.renew_time.clone())
+            .into_iter()
+            .collect();
         loop {
             if self.pause(next.saturating_duration_since(Instant::now())) {
                 return Term::Shutdown;
@@ -752,6 +764,17 @@ impl Elector {
                     debug!("renewal conflicted; reading the lease");
                     match self.read_within(deadline) {
                         Ok(()) if self.core.we_hold() => {
+                            let stored = self.core.lease().and_then(|l| l.spec.renew_time.clone());
+                            if !stored.is_some_and(|t| sent_renewals.contains(&t)) {
+                                // Someone else renews under our name: two replicas share an
+                                // identity, and each would run CMD. Step down loudly.
+                                return self.lost(format!(
+                                    "another process renews the lease as {:?}; every replica needs a unique {}",
+                                    self.settings().identity,
+                                    crate::config::IDENTITY
+                                ));
+                            }
+                            // Only metadata changed (labels, annotations): retry at once.
                             next = Instant::now();
                             continue;
                         }

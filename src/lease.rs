@@ -55,6 +55,17 @@ pub struct ObjectMeta {
     pub rest: Map<String, Value>,
 }
 
+/// The five fields of the election record, borrowed: what client-go compares to decide
+/// whether the lease changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub holder: Option<&'a str>,
+    pub duration: Option<i32>,
+    pub acquire_time: Option<&'a str>,
+    pub renew_time: Option<&'a str>,
+    pub transitions: Option<i32>,
+}
+
 /// The election record. `Option` fields that are `None` are left out of the JSON we write.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -82,22 +93,14 @@ impl LeaseSpec {
 
     /// The election record client-go compares to decide whether the lease changed: the five
     /// fields it owns. A change of labels alone is not a renewal.
-    pub fn record(
-        &self,
-    ) -> (
-        Option<&str>,
-        Option<i32>,
-        Option<&str>,
-        Option<&str>,
-        Option<i32>,
-    ) {
-        (
-            self.holder(),
-            self.lease_duration_seconds,
-            self.acquire_time.as_deref(),
-            self.renew_time.as_deref(),
-            self.lease_transitions,
-        )
+    pub fn record(&self) -> Record<'_> {
+        Record {
+            holder: self.holder(),
+            duration: self.lease_duration_seconds,
+            acquire_time: self.acquire_time.as_deref(),
+            renew_time: self.renew_time.as_deref(),
+            transitions: self.lease_transitions,
+        }
     }
 
     /// `renewTime` as a wall-clock time, for display only (never for expiry decisions).

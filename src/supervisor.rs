@@ -33,7 +33,7 @@
 //! own children (a proper server does). `Group` (like dumb-init's default and `tini -g`) starts
 //! CMD in its own process group (`setpgid(0, 0)` in the child, and gives it the terminal if we
 //! had it) and signals `-pgid`, which reaches shell pipelines and helpers that CMD forgets to
-//! notify; on step-down the SIGKILL also goes to the whole group, so no straggler survives.
+//! notify; on step-down the SIGKILL also goes to the whole group.
 //!
 //! **Reaping**: unless we are PID 1 (which inherits every orphan of its PID namespace anyway) we
 //! become a child subreaper (`PR_SET_CHILD_SUBREAPER`), so descendants of CMD that lose their
@@ -42,6 +42,11 @@
 //! only CMD's status is reported. SIGCHLD is reset to `SIG_DFL` at install: an inherited
 //! `SIG_IGN` (or `SA_NOCLDWAIT`) would make the kernel auto-reap CMD and lose its status.
 //! Nothing else in the process may spawn children (a `waitpid(-1)` would steal their status).
+//!
+//! **Leftovers**: on step-down ([`Supervisor::stop_child`]), once CMD is dead we also SIGKILL
+//! what it left behind — its process group in `Group` mode, and in both modes every child we
+//! adopted — so nothing CMD started keeps running after we gave up the lease, even when we are
+//! a subreaper and not PID 1 (whose exit makes the kernel kill the whole namespace anyway).
 //!
 //! **SIGCHLD doubles as the wake-up**: another thread (the elector, the status server) that
 //! needs the main thread's attention calls [`Waker::wake`], which sets a flag and sends SIGCHLD
@@ -54,7 +59,10 @@
 //!
 //! **CMD's process state** (design invariant 6): every disposition `SIG_DFL`, an empty signal
 //! mask, our stdin/stdout/stderr and environment unchanged, and `PR_SET_PDEATHSIG = SIGKILL` so
-//! CMD cannot outlive an unexpected death of this process. The parent-death signal fires when
+//! CMD cannot outlive an unexpected death of this process. Dispositions are reset with the raw
+//! `rt_sigaction` syscall, because libc refuses to touch its reserved signals and glibc's
+//! `posix_spawn` (used by Rust's `Command`, e.g. by a test harness or a Rust parent) hands them
+//! down ignored. The parent-death signal fires when
 //! the *thread* that forked exits, which is why CMD must be spawned from the main thread.
 //!
 //! Use from a single thread (the main one): [`Supervisor`] is deliberately `!Send`; [`Waker`]
@@ -135,11 +143,11 @@ pub enum Event {
 /// CMD could not be started.
 #[derive(Debug)]
 pub enum SpawnError {
-    /// argv[0] was not found (not in PATH, or the path does not exist). Exit code 127.
+    /// `argv[0]` was not found (not in PATH, or the path does not exist). Exit code 127.
     NotFound(String),
-    /// argv[0] exists but cannot be executed (permissions, a directory, bad format). Exit 126.
+    /// `argv[0]` exists but cannot be executed (permissions, a directory, bad format). Exit 126.
     NotExecutable(String),
-    /// Anything else: (argv[0], cause). Exit code 126.
+    /// Anything else: (`argv[0]`, cause). Exit code 126.
     Other(String, io::Error),
 }
 
@@ -174,7 +182,10 @@ impl fmt::Display for SpawnError {
                 write!(f, "cannot run CMD {cmd:?}: not found in PATH")
             }
             SpawnError::NotExecutable(cmd) => {
-                write!(f, "cannot run CMD {cmd:?}: not executable (permission denied or not a program)")
+                write!(
+                    f,
+                    "cannot run CMD {cmd:?}: not executable (permission denied or not a program)"
+                )
             }
             SpawnError::Other(cmd, err) => write!(f, "cannot run CMD {cmd:?}: {err}"),
         }
@@ -309,7 +320,8 @@ impl Supervisor {
             log::debug!("running as PID 1: orphans of the PID namespace are ours to reap");
         } else {
             // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) only sets a flag on this process.
-            let rc = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
+            let rc =
+                unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) };
             if rc == -1 {
                 // Not fatal: CMD still runs; only its orphans go to the real init instead of us.
                 log::warn!(
@@ -355,7 +367,7 @@ impl Supervisor {
         self.child.as_ref().map(|c| c.pid as u32)
     }
 
-    /// Start CMD (argv[0] looked up in PATH) with a clean process state: every signal
+    /// Start CMD (`argv[0]` looked up in PATH) with a clean process state: every signal
     /// disposition `SIG_DFL`, an empty signal mask, inherited stdio and environment,
     /// `PR_SET_PDEATHSIG = SIGKILL`, and in `Group` mode its own process group. Call from the
     /// main thread (the parent-death signal is tied to the forking thread). At most one CMD at a
@@ -378,19 +390,22 @@ impl Supervisor {
         let parent = self.pid;
         let mut cmd = Command::new(program);
         cmd.args(args);
+        let rtmax = libc::SIGRTMAX();
         // SAFETY: the closure runs in the forked child before exec, where only async-signal-safe
-        // operations are allowed. It only makes raw libc calls (tcgetpgrp, getpgrp, setpgid,
-        // tcsetpgrp, getpid, prctl, getppid, sigaction, sigemptyset, sigprocmask), captures only
-        // Copy values, and neither allocates nor takes locks. `io::Error::last_os_error` /
-        // `from_raw_os_error` do not allocate.
+        // operations are allowed. `child_setup` only makes raw syscalls through libc (tcgetpgrp,
+        // getpgrp, setpgid, tcsetpgrp, getpid, prctl, getppid, rt_sigaction, sigemptyset,
+        // sigprocmask), captures only Copy values, and neither allocates nor takes locks;
+        // `io::Error::last_os_error` / `from_raw_os_error` do not allocate.
         unsafe {
-            cmd.pre_exec(move || child_setup(group, parent));
+            cmd.pre_exec(move || child_setup(group, parent, rtmax));
         }
         let child = cmd.spawn().map_err(|e| SpawnError::classify(program, e))?;
         // Dropping `child` neither waits nor kills: we reap with waitpid(-1) ourselves.
         let pid = child.id();
         drop(child);
-        self.child = Some(Running { pid: pid as libc::pid_t });
+        self.child = Some(Running {
+            pid: pid as libc::pid_t,
+        });
         if group {
             self.last_pgid = Some(pid as libc::pid_t);
         }
@@ -524,33 +539,34 @@ impl Supervisor {
     /// not be reaped by `hard_deadline` (only a process stuck in uninterruptible sleep does that;
     /// CMD then stays known and a later `wait` still reports it).
     ///
-    /// In `Group` mode the group gets a SIGKILL after CMD exits as well, so members that outlived
-    /// CMD do not survive the step-down.
+    /// Once CMD is gone, whatever it left behind is killed too (until `hard_deadline`): in
+    /// `Group` mode its process group, and in both modes every child we adopted (see
+    /// [`kill_leftovers`](Self::kill_leftovers)), so nothing CMD started outlives a step-down.
     pub fn stop_child(&mut self, kill_at: Instant, hard_deadline: Instant) -> Option<ChildExit> {
         self.reap();
-        if let Some(exit) = self.exited.take() {
-            self.kill_group_stragglers();
-            return Some(exit);
-        }
-        let pid = self.child.as_ref()?.pid;
-
-        log::info!("stopping CMD (pid {pid}): sending SIGTERM");
-        if let Err(err) = self.signal_child(pid, libc::SIGTERM) {
-            log::warn!("cannot send SIGTERM to CMD: {err}");
-        }
-        if let Some(exit) = self.wait_exit_until(kill_at) {
-            self.kill_group_stragglers();
-            return Some(exit);
-        }
-
-        log::warn!("CMD (pid {pid}) did not exit in time: sending SIGKILL");
-        if let Err(err) = self.signal_child(pid, libc::SIGKILL) {
-            log::warn!("cannot send SIGKILL to CMD: {err}");
-        }
-        let exit = self.wait_exit_until(hard_deadline);
+        let exit = match self.exited.take() {
+            Some(exit) => Some(exit),
+            None => {
+                let pid = self.child.as_ref()?.pid;
+                log::info!("stopping CMD (pid {pid}): sending SIGTERM");
+                if let Err(err) = self.signal_child(pid, libc::SIGTERM) {
+                    log::warn!("cannot send SIGTERM to CMD: {err}");
+                }
+                match self.wait_exit_until(kill_at) {
+                    Some(exit) => Some(exit),
+                    None => {
+                        log::warn!("CMD (pid {pid}) did not exit in time: sending SIGKILL");
+                        if let Err(err) = self.signal_child(pid, libc::SIGKILL) {
+                            log::warn!("cannot send SIGKILL to CMD: {err}");
+                        }
+                        self.wait_exit_until(hard_deadline)
+                    }
+                }
+            }
+        };
         match exit {
-            Some(_) => self.kill_group_stragglers(),
-            None => log::error!("CMD (pid {pid}) was not reaped after SIGKILL"),
+            Some(_) => self.kill_leftovers(hard_deadline),
+            None => log::error!("CMD was not reaped after SIGKILL"),
         }
         exit
     }
@@ -568,15 +584,112 @@ impl Supervisor {
         }
     }
 
-    /// Group mode, after CMD was reaped: SIGKILL whatever is left of its process group.
-    fn kill_group_stragglers(&mut self) {
-        let Some(pgid) = self.last_pgid.take() else { return };
-        // SAFETY: kill(2) has no memory-safety preconditions. ESRCH (group empty) is expected.
-        // The pgid was CMD's pid, reaped moments ago; the number can only be reused once no
-        // process holds it as pid or pgid *and* the pid space has wrapped around.
-        if unsafe { libc::kill(-pgid, libc::SIGKILL) } == 0 {
-            log::info!("killed the remaining processes of CMD's process group {pgid}");
+    /// After CMD has exited: SIGKILL what it left behind and reap it, until nothing is left or
+    /// `deadline` passes. In `Group` mode that is first CMD's process group; then, in both modes,
+    /// every remaining child of ours — we start nothing but CMD, so these are CMD's descendants
+    /// that we adopted as PID 1 / subreaper — repeated for the orphans each kill creates.
+    /// `stop_child` does this itself; call it before exiting when CMD ended on its own and its
+    /// leftovers must not outlive us (as PID 1 the kernel kills them when we exit anyway).
+    ///
+    /// Children are found by scanning `/proc` (skipped, with a debug line, if `/proc` is not
+    /// mounted or belongs to another PID namespace) and each is confirmed to be our own child
+    /// with `waitid(WNOWAIT)` before the kill. An unreaped child's pid cannot be reused, and
+    /// only this thread reaps, so no unrelated process can be hit.
+    pub fn kill_leftovers(&mut self, deadline: Instant) {
+        if self.child.is_some() {
+            return; // CMD still runs: nothing is a leftover yet
         }
+        if let Some(pgid) = self.last_pgid.take() {
+            // SAFETY: kill(2) has no memory-safety preconditions. ESRCH (group empty) is
+            // expected. The pgid was CMD's pid, reaped moments ago; it can only be reused once
+            // no process holds it as pid or pgid *and* the pid space has wrapped around.
+            if unsafe { libc::kill(-pgid, libc::SIGKILL) } == 0 {
+                log::info!("killed what was left of CMD's process group {pgid}");
+            }
+        }
+        loop {
+            self.reap();
+            let leftovers = own_children(self.pid);
+            if leftovers.is_empty() {
+                return;
+            }
+            for &pid in &leftovers {
+                log::info!("killing pid {pid}, left behind by CMD");
+                // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our unreaped
+                // child (checked by own_children), so it names that process and no other.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            // Wait for their SIGCHLD (others are ignored, a wake stays pending in the flag).
+            loop {
+                match self.next_signal(Some(deadline)) {
+                    Some(libc::SIGCHLD) => break,
+                    Some(sig) => {
+                        log::debug!("ignoring {} while killing leftovers", signal_name(sig))
+                    }
+                    None => {
+                        self.reap();
+                        let left = own_children(self.pid);
+                        if !left.is_empty() {
+                            log::error!("processes left behind by CMD are still there: {left:?}");
+                        }
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Our children (any state), from `/proc`; empty if `/proc` is missing or not of our PID
+/// namespace. Each pid is confirmed with `waitid(P_PID, pid, WEXITED|WNOHANG|WNOWAIT)`, which
+/// fails with ECHILD for anything that is not our child and consumes nothing.
+fn own_children(me: libc::pid_t) -> Vec<libc::pid_t> {
+    let proc_self_pid = std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse::<libc::pid_t>().ok()));
+    if proc_self_pid != Some(me) {
+        log::debug!("/proc is not mounted for our PID namespace: cannot look for leftovers");
+        return Vec::new();
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may contain anything, so split after the last ')'.
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat.get(i + 1..))
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<libc::pid_t>().ok());
+        if ppid == Some(me) && is_own_child(pid) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+fn is_own_child(pid: libc::pid_t) -> bool {
+    // SAFETY: an all-zero siginfo_t is valid; waitid writes into it. WNOWAIT leaves a zombie
+    // in place, WNOHANG makes the call non-blocking.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        ) == 0
     }
 }
 
@@ -617,7 +730,7 @@ fn timespec(d: Duration) -> libc::timespec {
 
 /// Runs in the forked child between fork and exec (or in this process right before a
 /// passthrough exec): only async-signal-safe raw syscalls, no allocation, no locks.
-fn child_setup(group: bool, parent: libc::pid_t) -> io::Result<()> {
+fn child_setup(group: bool, parent: libc::pid_t, rtmax: libc::c_int) -> io::Result<()> {
     // SAFETY: all calls are async-signal-safe libc wrappers over syscalls, given valid
     // arguments (fd 0, our own pid/pgid, valid signal numbers, pointers to locals).
     unsafe {
@@ -656,8 +769,8 @@ fn child_setup(group: bool, parent: libc::pid_t) -> io::Result<()> {
         // An all-zero kernel `struct sigaction` is SIG_DFL with no flags and an empty mask on
         // every architecture; 64 bytes is more than any of them reads.
         let dfl = [0u64; 8];
-        let sigset_size = ((libc::SIGRTMAX() + 1) / 8) as libc::c_long;
-        for sig in 1..=libc::SIGRTMAX() {
+        let sigset_size = libc::c_long::from((rtmax + 1) / 8);
+        for sig in 1..=rtmax {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
                 libc::syscall(
                     libc::SYS_rt_sigaction,
@@ -671,12 +784,16 @@ fn child_setup(group: bool, parent: libc::pid_t) -> io::Result<()> {
         // And an empty signal mask (std's Command inherits the parent's mask).
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
-        cvt(libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()))?;
+        cvt(libc::sigprocmask(
+            libc::SIG_SETMASK,
+            &empty,
+            std::ptr::null_mut(),
+        ))?;
     }
     Ok(())
 }
 
-/// Passthrough mode (no election): replace this process with CMD, `execvp` style (argv[0]
+/// Passthrough mode (no election): replace this process with CMD, `execvp` style (`argv[0]`
 /// looked up in PATH); same PID, no fork. CMD gets the same clean signal state as in election
 /// mode (dispositions `SIG_DFL`, empty mask). Returns only on failure.
 pub fn exec(argv: &[OsString]) -> SpawnError {
@@ -688,10 +805,11 @@ pub fn exec(argv: &[OsString]) -> SpawnError {
     };
     let mut cmd = Command::new(program);
     cmd.args(args);
+    let rtmax = libc::SIGRTMAX();
     // SAFETY: with exec() (no fork) the closure runs in this process right before execvp; it
     // only makes the raw libc calls of `child_setup` (no parent-death signal: parent = 0).
     unsafe {
-        cmd.pre_exec(|| child_setup(false, 0));
+        cmd.pre_exec(move || child_setup(false, 0, rtmax));
     }
     let err = cmd.exec();
     // Still here: exec failed after our dispositions were reset. Restore Rust's SIGPIPE
@@ -706,12 +824,38 @@ pub fn is_pid1() -> bool {
 }
 
 const RT_NAMES: [&str; 32] = [
-    "SIGRTMIN", "SIGRTMIN+1", "SIGRTMIN+2", "SIGRTMIN+3", "SIGRTMIN+4", "SIGRTMIN+5",
-    "SIGRTMIN+6", "SIGRTMIN+7", "SIGRTMIN+8", "SIGRTMIN+9", "SIGRTMIN+10", "SIGRTMIN+11",
-    "SIGRTMIN+12", "SIGRTMIN+13", "SIGRTMIN+14", "SIGRTMIN+15", "SIGRTMIN+16", "SIGRTMIN+17",
-    "SIGRTMIN+18", "SIGRTMIN+19", "SIGRTMIN+20", "SIGRTMIN+21", "SIGRTMIN+22", "SIGRTMIN+23",
-    "SIGRTMIN+24", "SIGRTMIN+25", "SIGRTMIN+26", "SIGRTMIN+27", "SIGRTMIN+28", "SIGRTMIN+29",
-    "SIGRTMIN+30", "SIGRTMIN+31",
+    "SIGRTMIN",
+    "SIGRTMIN+1",
+    "SIGRTMIN+2",
+    "SIGRTMIN+3",
+    "SIGRTMIN+4",
+    "SIGRTMIN+5",
+    "SIGRTMIN+6",
+    "SIGRTMIN+7",
+    "SIGRTMIN+8",
+    "SIGRTMIN+9",
+    "SIGRTMIN+10",
+    "SIGRTMIN+11",
+    "SIGRTMIN+12",
+    "SIGRTMIN+13",
+    "SIGRTMIN+14",
+    "SIGRTMIN+15",
+    "SIGRTMIN+16",
+    "SIGRTMIN+17",
+    "SIGRTMIN+18",
+    "SIGRTMIN+19",
+    "SIGRTMIN+20",
+    "SIGRTMIN+21",
+    "SIGRTMIN+22",
+    "SIGRTMIN+23",
+    "SIGRTMIN+24",
+    "SIGRTMIN+25",
+    "SIGRTMIN+26",
+    "SIGRTMIN+27",
+    "SIGRTMIN+28",
+    "SIGRTMIN+29",
+    "SIGRTMIN+30",
+    "SIGRTMIN+31",
 ];
 
 /// The conventional name of a signal number ("SIGTERM"); "SIGRTMIN+n" for real-time signals,
@@ -751,7 +895,10 @@ pub fn signal_name(sig: i32) -> &'static str {
         _ => {
             let rt = sig - libc::SIGRTMIN();
             if sig <= libc::SIGRTMAX() && rt >= 0 {
-                RT_NAMES.get(rt as usize).copied().unwrap_or("unknown signal")
+                RT_NAMES
+                    .get(rt as usize)
+                    .copied()
+                    .unwrap_or("unknown signal")
             } else {
                 "unknown signal"
             }
@@ -769,16 +916,25 @@ mod tests {
         assert_eq!(ChildExit::Code(42).exit_code(), 42);
         assert_eq!(ChildExit::Signaled(libc::SIGKILL).exit_code(), 137);
         assert_eq!(ChildExit::Signaled(libc::SIGSEGV).exit_code(), 139);
-        assert_eq!(ChildExit::Signaled(libc::SIGTERM).to_string(), "killed by SIGTERM");
+        assert_eq!(
+            ChildExit::Signaled(libc::SIGTERM).to_string(),
+            "killed by SIGTERM"
+        );
         assert_eq!(ChildExit::Code(3).to_string(), "exited with code 3");
     }
 
     #[test]
     fn wait_status_decoding() {
         // Encodings per wait(2): exit code in bits 8..15, terminating signal in bits 0..6.
-        assert_eq!(ChildExit::from_wait_status(42 << 8), Some(ChildExit::Code(42)));
+        assert_eq!(
+            ChildExit::from_wait_status(42 << 8),
+            Some(ChildExit::Code(42))
+        );
         assert_eq!(ChildExit::from_wait_status(9), Some(ChildExit::Signaled(9)));
-        assert_eq!(ChildExit::from_wait_status(11 | 0x80), Some(ChildExit::Signaled(11)));
+        assert_eq!(
+            ChildExit::from_wait_status(11 | 0x80),
+            Some(ChildExit::Signaled(11))
+        );
         assert_eq!(ChildExit::from_wait_status(0x137f), None); // stopped by SIGSTOP
     }
 

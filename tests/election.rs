@@ -328,3 +328,22 @@ fn sigterm_before_leading_exits_promptly_without_cmd() {
     assert_eq!(c.starts(), ["leader"]);
     assert_eq!(c.holder().as_deref(), Some("leader"));
 }
+
+#[test]
+fn the_token_never_reaches_the_log_even_at_trace_level() {
+    let c = Cluster::new("trace");
+    let mut r = c.replica(
+        "tracer",
+        Some(vec!["sh".into(), "-c".into(), "exit 0".into()]),
+        &[("RUST_LOG", "trace")],
+    );
+    assert_eq!(r.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    let log = r.log_text();
+    assert!(log.contains("TRACE"), "trace logging was on");
+    assert!(!log.contains(&r.token), "token in the log");
+    // Hex dumps split the token across rows; its hex form must not appear either.
+    let hex: String = r.token.bytes().take(6).map(|b| format!("{b:02x}")).collect();
+    let compact: String = log.chars().filter(|c| !c.is_whitespace()).collect();
+    assert!(!compact.contains(&hex), "token bytes in a hex dump");
+    assert!(!log.contains("Bearer"), "an Authorization header in the log");
+}

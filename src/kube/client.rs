@@ -787,6 +787,15 @@ mod tests {
     }
 
     #[test]
+    fn types_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<Client>();
+        send_sync::<Error>();
+        send::<WatchStream<Value>>();
+    }
+
+    #[test]
     fn user_agent_has_version() {
         assert!(USER_AGENT.starts_with("k8s-await-election/"));
         assert!(USER_AGENT.len() > "k8s-await-election/".len());

@@ -18,3 +18,8 @@ pub use client::{
 };
 pub use error::Error;
 pub use incluster::{InClusterConfig, DEFAULT_SERVICEACCOUNT_DIR, SERVICEACCOUNT_DIR_ENV};
+
+/// Log targets the program's logger must keep below `Trace`: at trace level ureq-proto
+/// hex-dumps raw HTTP requests, `Authorization: Bearer <token>` included. (ureq itself
+/// redacts headers; rustls never logs application data.)
+pub const TOKEN_LEAKING_LOG_TARGETS: &[&str] = &["ureq_proto"];

@@ -70,7 +70,9 @@ pub struct Route {
 
 pub fn route(path: &str) -> Option<Route> {
     Kind::ALL.into_iter().find_map(|kind| {
-        let rest = path.strip_prefix(kind.prefix())?.strip_prefix("/namespaces/")?;
+        let rest = path
+            .strip_prefix(kind.prefix())?
+            .strip_prefix("/namespaces/")?;
         let segs: Vec<&str> = rest.split('/').collect();
         let (ns, res, name) = match segs.as_slice() {
             [ns, res] => (*ns, *res, None),
@@ -267,7 +269,12 @@ fn process(
 
 fn accept_json(accept: &str) -> bool {
     accept.split(',').any(|part| {
-        let mt = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let mt = part
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         matches!(
             mt.as_str(),
             "" | "*/*" | "application/*" | "application/json" | "application/yaml"
@@ -333,15 +340,17 @@ fn watch_plan(
     }
     let rv = match req.query_param("resourceVersion").as_deref() {
         None | Some("") | Some("0") => None,
-        Some(s) => Some(s.parse::<u64>().map_err(|_| {
-            status::bad_request(&format!("invalid resource version: {s:?}"))
-        })?),
+        Some(s) => Some(
+            s.parse::<u64>()
+                .map_err(|_| status::bad_request(&format!("invalid resource version: {s:?}")))?,
+        ),
     };
     let timeout = match req.query_param("timeoutSeconds").as_deref() {
         None | Some("") | Some("0") => Duration::from_secs(1800),
-        Some(s) => Duration::from_secs(s.parse::<u64>().map_err(|_| {
-            status::bad_request(&format!("invalid timeoutSeconds {s:?}"))
-        })?),
+        Some(s) => Duration::from_secs(
+            s.parse::<u64>()
+                .map_err(|_| status::bad_request(&format!("invalid timeoutSeconds {s:?}")))?,
+        ),
     };
     let bookmarks = req
         .query_param("allowWatchBookmarks")
@@ -372,15 +381,18 @@ fn decode_body(kind: Kind, req: &Request) -> Result<(Value, Vec<(String, String)
     // as upstream NegotiateInputSerializerForMediaType does; anything else must be JSON
     // (YAML is a superset, so a JSON body labelled YAML is fine too).
     if let Some(ct) = req.header("content-type") {
-        let mt = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let mt = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if mt != "application/json" && mt != "application/yaml" {
             return Err(status::unsupported_media_type());
         }
     }
     let raw: Value = serde_json::from_slice(&req.body).map_err(|e| {
-        status::bad_request(&format!(
-            "couldn't get version/kind; json parse error: {e}"
-        ))
+        status::bad_request(&format!("couldn't get version/kind; json parse error: {e}"))
     })?;
     let cannot = |m: &str| {
         status::bad_request(&format!(
@@ -512,10 +524,15 @@ fn create(shared: &Shared, kind: Kind, ns: &str, req: &Request) -> Result<Reply,
     })
 }
 
-/// Upstream `Store.Update` (k8s.io/apiserver/pkg/registry/generic/registry/store.go):
-/// * object missing: NotFound unless AllowCreateOnUpdate; otherwise it is CREATED, whatever
-///   resourceVersion the body carries (the create path never looks at it). So a Lease PUT
-///   with a stale rv to a deleted Lease re-creates it (201).
+/// Upstream `Store.Update` (k8s.io/apiserver/pkg/registry/generic/registry/store.go) and
+/// the etcd3 GuaranteedUpdate it runs in:
+/// * object missing: NotFound unless AllowCreateOnUpdate;
+/// * body carries metadata.uid: a storage precondition, so it must equal the stored uid
+///   (a missing object has uid "") or the PUT is a 409 Conflict `... StorageError: invalid
+///   object ... Precondition failed: UID in precondition: ...`. So re-PUTting a cached Lease
+///   after someone deleted it is a 409, not a re-create;
+/// * object missing, no uid, AllowCreateOnUpdate: it is CREATED (201), whatever
+///   resourceVersion the body carries (the create path never looks at it);
 /// * object present, body rv empty/"0": unconditional update if AllowUnconditionalUpdate,
 ///   else 422 `metadata.resourceVersion: Invalid value: 0x0: must be specified for an update`
 ///   (a GroupResource-qualified Invalid, as upstream builds it);
@@ -537,11 +554,34 @@ fn update(
     }
     check_namespace(&obj, ns)?;
     let body_rv = rv_of(&obj).to_string();
+    let body_uid = obj
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let mut g = shared.lock();
-    let Some(old) = g.store.get(kind, ns, name).cloned() else {
-        if !kind.allow_create_on_update() {
-            return Err(status::not_found(kind, name));
+    let existing = g.store.get(kind, ns, name).cloned();
+    if existing.is_none() && !kind.allow_create_on_update() {
+        return Err(status::not_found(kind, name));
+    }
+    // defaultUpdatedObjectInfo.Preconditions(): a uid in the body is a storage precondition,
+    // checked against the stored object (or an empty one when it is missing).
+    if !body_uid.is_empty() {
+        let actual = existing
+            .as_ref()
+            .and_then(|o| o.pointer("/metadata/uid"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if actual != body_uid {
+            return Err(status::precondition_failed(
+                kind,
+                ns,
+                name,
+                &format!("UID in precondition: {body_uid}, UID in object meta: {actual}"),
+            ));
         }
+    }
+    let Some(old) = existing else {
         prepare_for_create(&mut obj);
         meta_mut(&mut obj).remove("resourceVersion");
         let errs = validate::validate(kind, &obj, None);
@@ -608,7 +648,11 @@ fn update(
             };
         }
         m.remove("selfLink");
-        if m.get("uid").and_then(Value::as_str).unwrap_or("").is_empty() {
+        if m.get("uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty()
+        {
             if let Some(u) = om.get("uid") {
                 m.insert("uid".into(), u.clone());
             }
@@ -662,15 +706,13 @@ fn delete(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    if let Some(p_uid) = opts
-        .pointer("/preconditions/uid")
-        .and_then(Value::as_str)
-    {
+    if let Some(p_uid) = opts.pointer("/preconditions/uid").and_then(Value::as_str) {
         if p_uid != uid {
-            return Err(status::conflict(
+            return Err(status::precondition_failed(
                 kind,
+                ns,
                 name,
-                &format!("Precondition failed: UID in precondition: {p_uid}, UID in object meta: {uid}"),
+                &format!("UID in precondition: {p_uid}, UID in object meta: {uid}"),
             ));
         }
     }
@@ -680,10 +722,13 @@ fn delete(
     {
         let rv = rv_of(old);
         if p_rv != rv {
-            return Err(status::conflict(
+            return Err(status::precondition_failed(
                 kind,
+                ns,
                 name,
-                &format!("Precondition failed: ResourceVersion in precondition: {p_rv}, ResourceVersion in object meta: {rv}"),
+                &format!(
+                    "ResourceVersion in precondition: {p_rv}, ResourceVersion in object meta: {rv}"
+                ),
             ));
         }
     }

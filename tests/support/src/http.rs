@@ -131,7 +131,7 @@ impl ConnBuf {
     }
 
     /// Reads one request. Returns `Closed` on EOF before any byte of a request.
-    pub fn read_request<S: Read>(&mut self, s: &mut S) -> Result<Request, ReadError> {
+    pub fn read_request<S: Read + Write>(&mut self, s: &mut S) -> Result<Request, ReadError> {
         let end = loop {
             if let Some(p) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break p;
@@ -164,10 +164,18 @@ impl ConnBuf {
         let mut lines = head.split("\r\n");
         let request_line = lines.next().unwrap_or("");
         let mut parts = request_line.split(' ');
-        let (method, target, version) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some(m), Some(t), Some(v), None) if !m.is_empty() && t.starts_with('/') => (m, t, v),
-            _ => return Err(ReadError::Bad(400, format!("malformed request line {request_line:?}"))),
-        };
+        let (method, target, version) =
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some(m), Some(t), Some(v), None) if !m.is_empty() && t.starts_with('/') => {
+                    (m, t, v)
+                }
+                _ => {
+                    return Err(ReadError::Bad(
+                        400,
+                        format!("malformed request line {request_line:?}"),
+                    ))
+                }
+            };
         if !method.bytes().all(|c| c.is_ascii_uppercase()) {
             return Err(ReadError::Bad(400, "malformed method".into()));
         }
@@ -207,6 +215,14 @@ impl ConnBuf {
             } else if c.contains("keep-alive") {
                 req.keep_alive = true;
             }
+        }
+        if req
+            .header("expect")
+            .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+            && http11
+        {
+            s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+            s.flush()?;
         }
         let chunked = req
             .header("transfer-encoding")
@@ -287,10 +303,7 @@ pub fn reason_phrase(code: u16) -> &'static str {
 fn head(code: u16, headers: &[(String, String)], keep_alive: bool) -> String {
     let mut h = format!("HTTP/1.1 {code} {}\r\n", reason_phrase(code));
     h.push_str("Content-Type: application/json\r\nCache-Control: no-cache, private\r\n");
-    h.push_str(&format!(
-        "Audit-Id: {}\r\n",
-        crate::timefmt::new_uid()
-    ));
+    h.push_str(&format!("Audit-Id: {}\r\n", crate::timefmt::new_uid()));
     for (k, v) in headers {
         h.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -344,19 +357,44 @@ pub fn finish_chunked<W: Write>(w: &mut W) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    struct Duplex<'a> {
+        input: &'a [u8],
+        output: Vec<u8>,
+    }
+    impl Read for Duplex<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.input.read(buf)
+        }
+    }
+    impl Write for Duplex<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.output.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    fn duplex(input: &[u8]) -> Duplex<'_> {
+        Duplex {
+            input,
+            output: Vec::new(),
+        }
+    }
+
     #[test]
     fn parses_pipelined_and_chunked() {
-        let raw = b"POST /a?x=1&y=a%3Db HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}GET /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
-        let mut s = &raw[..];
+        let raw = b"POST /a?x=1&y=a%3Db HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n{}GET /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        let mut s = duplex(raw);
         let mut c = ConnBuf::default();
         let r = c.read_request(&mut s).unwrap();
         assert_eq!(r.body, b"{}");
+        assert_eq!(s.output, b"HTTP/1.1 100 Continue\r\n\r\n");
         assert_eq!(r.query_param("y").as_deref(), Some("a=b"));
         let r = c.read_request(&mut s).unwrap();
         assert_eq!(r.body, b"abc");
         assert!(!r.keep_alive);
         assert!(matches!(c.read_request(&mut s), Err(ReadError::Closed)));
-        let mut s = &b"garbage\r\n\r\n"[..];
+        let mut s = duplex(b"garbage\r\n\r\n");
         assert!(matches!(
             ConnBuf::default().read_request(&mut s),
             Err(ReadError::Bad(400, _))

@@ -259,6 +259,12 @@ impl ApiServer {
         self.shared.lock().store.current_rv().to_string()
     }
 
+    /// How many TCP connections the server has accepted (refused ones not counted); lets
+    /// tests check that a client reuses connections.
+    pub fn connections_accepted(&self) -> u64 {
+        self.shared.accepted.load(Ordering::SeqCst)
+    }
+
     /// Forgets the watch history: a watch from any older resourceVersion gets a 410 ERROR
     /// event. Open watch streams are not affected.
     pub fn compact(&self) {

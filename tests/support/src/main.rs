@@ -71,6 +71,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(parent) = args.request_log.as_deref().and_then(|p| p.parent()) {
+        let _ = std::fs::create_dir_all(parent);
+    }
     let opts = Options {
         ipv6: args.ipv6,
         request_log_file: args.request_log.clone(),
@@ -90,7 +93,10 @@ fn main() -> ExitCode {
     }
     if let Err(e) = server.write_service_account_dir(&args.sa_dir, &args.tokens[0], &args.namespace)
     {
-        eprintln!("test-apiserver: cannot write {}: {e}", args.sa_dir.display());
+        eprintln!(
+            "test-apiserver: cannot write {}: {e}",
+            args.sa_dir.display()
+        );
         return ExitCode::FAILURE;
     }
     let mut out = std::io::stdout();

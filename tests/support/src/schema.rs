@@ -64,7 +64,10 @@ static OBJECT_META: &[(&str, Ty)] = &[
     ("annotations", StrMap),
     ("ownerReferences", List(&Obj("OwnerReference", OWNER_REF))),
     ("finalizers", List(&Str)),
-    ("managedFields", List(&Obj("ManagedFieldsEntry", MANAGED_FIELDS))),
+    (
+        "managedFields",
+        List(&Obj("ManagedFieldsEntry", MANAGED_FIELDS)),
+    ),
 ];
 
 static LEASE_SPEC: &[(&str, Ty)] = &[

@@ -40,12 +40,16 @@ fn split_top_level(s: &str) -> Result<Vec<&str>, String> {
             }
             _ => {}
         }
-        if depth < 0 || depth > 1 {
-            return Err(format!("unable to parse requirement: unbalanced parentheses in {s:?}"));
+        if !(0..=1).contains(&depth) {
+            return Err(format!(
+                "unable to parse requirement: unbalanced parentheses in {s:?}"
+            ));
         }
     }
     if depth != 0 {
-        return Err(format!("unable to parse requirement: unbalanced parentheses in {s:?}"));
+        return Err(format!(
+            "unable to parse requirement: unbalanced parentheses in {s:?}"
+        ));
     }
     parts.push(&s[start..]);
     Ok(parts)
@@ -100,7 +104,9 @@ impl LabelSelector {
         for part in split_top_level(s)? {
             let part = part.trim();
             if part.is_empty() {
-                return Err(format!("unable to parse requirement: found '', expected: identifier in {s:?}"));
+                return Err(format!(
+                    "unable to parse requirement: found '', expected: identifier in {s:?}"
+                ));
             }
             let req = if let Some(key) = part.strip_prefix('!') {
                 Requirement {
@@ -136,7 +142,9 @@ impl LabelSelector {
                 }
             } else {
                 if part.contains(['<', '>', '(', ')', ' ']) {
-                    return Err(format!("unable to parse requirement: unsupported syntax {part:?}"));
+                    return Err(format!(
+                        "unable to parse requirement: unsupported syntax {part:?}"
+                    ));
                 }
                 Requirement {
                     key: check_key(part)?,
@@ -179,7 +187,9 @@ impl FieldSelector {
             } else if let Some((f, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
                 (f, true, v)
             } else {
-                return Err(format!("invalid selector: '{s}'; can't understand '{part}'"));
+                return Err(format!(
+                    "invalid selector: '{s}'; can't understand '{part}'"
+                ));
             };
             let field = field.trim();
             if field != "metadata.name" && field != "metadata.namespace" {
@@ -237,7 +247,9 @@ mod tests {
     fn field_selectors() {
         let o = json!({"metadata": {"name": "a", "namespace": "ns"}});
         assert!(FieldSelector::parse("metadata.name=a").unwrap().matches(&o));
-        assert!(!FieldSelector::parse("metadata.name!=a").unwrap().matches(&o));
+        assert!(!FieldSelector::parse("metadata.name!=a")
+            .unwrap()
+            .matches(&o));
         assert!(FieldSelector::parse("spec.x=a").is_err());
     }
 }

@@ -42,6 +42,8 @@ pub struct Shared {
     pub tls: Arc<ServerConfig>,
     conns: Mutex<HashMap<u64, TcpStream>>,
     next_conn: AtomicU64,
+    /// TCP connections accepted (and not refused) so far.
+    pub accepted: AtomicU64,
     log_file: Option<Mutex<File>>,
 }
 
@@ -61,6 +63,7 @@ impl Shared {
             tls,
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
+            accepted: AtomicU64::new(0),
             log_file: log_file.map(Mutex::new),
         }
     }
@@ -147,6 +150,7 @@ pub fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             let _ = tcp.shutdown(Shutdown::Both);
             continue;
         }
+        shared.accepted.fetch_add(1, Ordering::SeqCst);
         let s = shared.clone();
         let spawned = thread::Builder::new()
             .name("apiserver-conn".into())
@@ -200,7 +204,11 @@ fn connection_loop(shared: &Shared, tls: &mut Tls) -> bool {
             Err(ReadError::Bad(code, msg)) => {
                 let e = status::ApiError::new(
                     code,
-                    if code == 413 { "RequestEntityTooLarge" } else { "BadRequest" },
+                    if code == 413 {
+                        "RequestEntityTooLarge"
+                    } else {
+                        "BadRequest"
+                    },
                     &msg,
                     None,
                 );

@@ -192,6 +192,30 @@ pub fn conflict(kind: Kind, name: &str, why: &str) -> ApiError {
     ApiError::new(409, "Conflict", &msg, Some(details(kind, name)))
 }
 
+/// etcd key prefix of a kind (shows up in storage error messages).
+fn storage_key(kind: Kind, ns: &str, name: &str) -> String {
+    let prefix = match kind {
+        Kind::Lease => "leases",
+        Kind::Endpoints => "services/endpoints",
+        Kind::EndpointSlice => "endpointslices",
+    };
+    format!("/registry/{prefix}/{ns}/{name}")
+}
+
+/// A failed storage precondition (uid / resourceVersion), which upstream's
+/// InterpretUpdateError/InterpretDeleteError turn into a 409 Conflict wrapping the
+/// storage.InvalidObjError text.
+pub fn precondition_failed(kind: Kind, ns: &str, name: &str, what: &str) -> ApiError {
+    conflict(
+        kind,
+        name,
+        &format!(
+            "StorageError: invalid object, Code: 4, Key: {}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: {what}",
+            storage_key(kind, ns, name)
+        ),
+    )
+}
+
 /// One field error of a 422: path, message (already including "Invalid value: ..."), reason.
 #[derive(Debug, Clone)]
 pub struct FieldError {
@@ -257,7 +281,13 @@ impl FieldError {
 /// errors.NewInvalid(qualifiedKind, name, errs): `<qk> "<name>" is invalid: <aggregate>`.
 /// `qualified` is a GroupKind string (`Lease.coordination.k8s.io`), or, for the
 /// resourceVersion-required error, the GroupResource string upstream passes instead.
-pub fn invalid(qualified: &str, group: &str, kind: &str, name: &str, errs: &[FieldError]) -> ApiError {
+pub fn invalid(
+    qualified: &str,
+    group: &str,
+    kind: &str,
+    name: &str,
+    errs: &[FieldError],
+) -> ApiError {
     let parts: Vec<String> = errs
         .iter()
         .map(|e| format!("{}: {}", e.field, e.message))
@@ -281,7 +311,13 @@ pub fn invalid(qualified: &str, group: &str, kind: &str, name: &str, errs: &[Fie
 
 /// A 422 whose kind is the Kind (validation failures from the strategy).
 pub fn invalid_object(kind: Kind, name: &str, errs: &[FieldError]) -> ApiError {
-    invalid(&kind.qualified_kind(), kind.group(), kind.kind(), name, errs)
+    invalid(
+        &kind.qualified_kind(),
+        kind.group(),
+        kind.kind(),
+        name,
+        errs,
+    )
 }
 
 pub fn bad_request(message: &str) -> ApiError {

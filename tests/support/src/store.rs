@@ -55,7 +55,9 @@ pub enum WatchMsg {
     Event(Arc<Event>),
     /// Close the stream: `abrupt` drops the connection (like an apiserver restart), otherwise
     /// the chunked body is terminated cleanly (like a watch timeout).
-    End { abrupt: bool },
+    End {
+        abrupt: bool,
+    },
 }
 
 pub struct Store {
@@ -140,10 +142,18 @@ impl Store {
         set_meta(&mut obj, "namespace", json!(ns));
         set_meta(&mut obj, "resourceVersion", json!(self.rv.to_string()));
         if prev.is_none() {
-            if obj.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("").is_empty() {
+            if obj
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .is_empty()
+            {
                 set_meta(&mut obj, "uid", json!(timefmt::new_uid()));
             }
-            if obj.pointer("/metadata/creationTimestamp").is_none_or(Value::is_null) {
+            if obj
+                .pointer("/metadata/creationTimestamp")
+                .is_none_or(Value::is_null)
+            {
                 set_meta(
                     &mut obj,
                     "creationTimestamp",

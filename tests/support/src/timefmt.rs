@@ -171,8 +171,7 @@ pub fn parse_rfc3339(s: &str, frac: Frac) -> Result<Instant, String> {
         }
         _ => return Err(bad()),
     };
-    let secs = days_from_civil(year, month, day) * 86_400
-        + i64::from(hour * 3600 + min * 60 + sec)
+    let secs = days_from_civil(year, month, day) * 86_400 + i64::from(hour * 3600 + min * 60 + sec)
         - offset_secs;
     Ok(Instant { secs, micros })
 }

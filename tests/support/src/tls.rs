@@ -53,14 +53,16 @@ pub fn generate() -> io::Result<TlsMaterial> {
     let cert = params.signed_by(&key, &issuer).map_err(err)?;
 
     let chain = vec![cert.der().clone(), ca_cert.der().clone()];
-    let key_der =
-        PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).map_err(err)?;
+    let key_der = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).map_err(err)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(err)?
         .with_no_client_auth()
-        .with_single_cert(chain.into_iter().map(CertificateDer::into_owned).collect(), key_der)
+        .with_single_cert(
+            chain.into_iter().map(CertificateDer::into_owned).collect(),
+            key_der,
+        )
         .map_err(err)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsMaterial {

@@ -71,7 +71,11 @@ pub fn qualified_name(s: &str) -> Vec<String> {
         if p.is_empty() {
             e.push("prefix part must be non-empty".to_string());
         } else {
-            e.extend(dns1123_subdomain(p).into_iter().map(|m| format!("prefix part {m}")));
+            e.extend(
+                dns1123_subdomain(p)
+                    .into_iter()
+                    .map(|m| format!("prefix part {m}")),
+            );
         }
     }
     if name.is_empty() {
@@ -112,7 +116,10 @@ fn push_all(errs: &mut Vec<FieldError>, field: &str, value: &str, msgs: Vec<Stri
 fn validate_object_meta(obj: &Value, errs: &mut Vec<FieldError>) {
     match str_at(obj, "/metadata/name") {
         None | Some("") => {
-            if str_at(obj, "/metadata/generateName").unwrap_or("").is_empty() {
+            if str_at(obj, "/metadata/generateName")
+                .unwrap_or("")
+                .is_empty()
+            {
                 errs.push(FieldError::required(
                     "metadata.name",
                     "name or generateName is required",
@@ -134,11 +141,20 @@ fn validate_object_meta(obj: &Value, errs: &mut Vec<FieldError>) {
     {
         let mut total = 0;
         for (k, v) in ann {
-            push_all(errs, "metadata.annotations", k, qualified_name(&k.to_lowercase()));
+            push_all(
+                errs,
+                "metadata.annotations",
+                k,
+                qualified_name(&k.to_lowercase()),
+            );
             total += k.len() + v.as_str().map_or(0, str::len);
         }
         if total > 256 * 1024 {
-            errs.push(FieldError::too_many("metadata.annotations", total, 256 * 1024));
+            errs.push(FieldError::too_many(
+                "metadata.annotations",
+                total,
+                256 * 1024,
+            ));
         }
     }
 }
@@ -152,7 +168,11 @@ pub fn apply_defaults(kind: Kind, obj: &mut Value) {
                 for ss in subsets {
                     if let Some(ports) = ss.get_mut("ports").and_then(Value::as_array_mut) {
                         for p in ports {
-                            if p.get("protocol").and_then(Value::as_str).unwrap_or("").is_empty() {
+                            if p.get("protocol")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .is_empty()
+                            {
                                 p["protocol"] = json!("TCP");
                             }
                         }
@@ -320,10 +340,16 @@ fn validate_port_common(p: &Value, path: &str, port_required: bool, errs: &mut V
 
 fn validate_endpoints(obj: &Value, errs: &mut Vec<FieldError>) {
     let empty = Vec::new();
-    let subsets = obj.get("subsets").and_then(Value::as_array).unwrap_or(&empty);
+    let subsets = obj
+        .get("subsets")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
     for (i, ss) in subsets.iter().enumerate() {
         let sp = format!("subsets[{i}]");
-        let addrs = ss.get("addresses").and_then(Value::as_array).unwrap_or(&empty);
+        let addrs = ss
+            .get("addresses")
+            .and_then(Value::as_array)
+            .unwrap_or(&empty);
         let not_ready = ss
             .get("notReadyAddresses")
             .and_then(Value::as_array)
@@ -374,7 +400,9 @@ const ADDRESS_TYPES: [&str; 3] = ["FQDN", "IPv4", "IPv6"];
 
 fn validate_slice(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) {
     let at = obj.get("addressType").and_then(Value::as_str).unwrap_or("");
-    let old_at = old.and_then(|o| o.get("addressType")).and_then(Value::as_str);
+    let old_at = old
+        .and_then(|o| o.get("addressType"))
+        .and_then(Value::as_str);
     match old_at {
         Some(o) if o != at => errs.push(FieldError::invalid(
             "addressType",
@@ -389,20 +417,30 @@ fn validate_slice(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) 
         None => {}
     }
     let empty = Vec::new();
-    let endpoints = obj.get("endpoints").and_then(Value::as_array).unwrap_or(&empty);
+    let endpoints = obj
+        .get("endpoints")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty);
     if endpoints.len() > 1000 {
         errs.push(FieldError::too_many("endpoints", endpoints.len(), 1000));
     }
     for (i, ep) in endpoints.iter().enumerate() {
         let ep_path = format!("endpoints[{i}]");
-        let addrs = ep.get("addresses").and_then(Value::as_array).unwrap_or(&empty);
+        let addrs = ep
+            .get("addresses")
+            .and_then(Value::as_array)
+            .unwrap_or(&empty);
         if addrs.is_empty() {
             errs.push(FieldError::required(
                 &format!("{ep_path}.addresses"),
                 "must contain at least 1 address",
             ));
         } else if addrs.len() > 100 {
-            errs.push(FieldError::too_many(&format!("{ep_path}.addresses"), addrs.len(), 100));
+            errs.push(FieldError::too_many(
+                &format!("{ep_path}.addresses"),
+                addrs.len(),
+                100,
+            ));
         }
         for (j, a) in addrs.iter().enumerate() {
             let ap = format!("{ep_path}.addresses[{j}]");
@@ -425,7 +463,10 @@ fn validate_slice(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) 
                     let t = a.strip_suffix('.').unwrap_or(a);
                     let mut m = dns1123_subdomain(t);
                     if m.is_empty() && !t.contains('.') {
-                        m.push("should be a domain with at least two segments separated by dots".into());
+                        m.push(
+                            "should be a domain with at least two segments separated by dots"
+                                .into(),
+                        );
                     }
                     push_all(errs, &ap, a, m);
                 }
@@ -436,7 +477,12 @@ fn validate_slice(obj: &Value, old: Option<&Value>, errs: &mut Vec<FieldError>) 
             push_all(errs, &format!("{ep_path}.hostname"), h, dns1123_label(h));
         }
         if let Some(n) = ep.get("nodeName").and_then(Value::as_str) {
-            push_all(errs, &format!("{ep_path}.nodeName"), n, dns1123_subdomain(n));
+            push_all(
+                errs,
+                &format!("{ep_path}.nodeName"),
+                n,
+                dns1123_subdomain(n),
+            );
         }
     }
     let ports = obj.get("ports").and_then(Value::as_array).unwrap_or(&empty);

@@ -106,9 +106,10 @@ pub fn serve(
     let mut g = shared.lock();
     if let Some(rv) = plan.rv {
         if rv > g.store.current_rv() {
-            let (g2, caught_up) = shared.wait_until(g, Some(Instant::now() + TOO_LARGE_WAIT), |s| {
-                s.store.current_rv() >= rv
-            });
+            let (g2, caught_up) =
+                shared.wait_until(g, Some(Instant::now() + TOO_LARGE_WAIT), |s| {
+                    s.store.current_rv() >= rv
+                });
             g = g2;
             if !caught_up {
                 let current = g.store.current_rv();

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,13 +75,17 @@ pub struct Client {
 
 impl Client {
     pub fn connect(srv: &ApiServer) -> Client {
-        Client::try_connect(&srv.ca_pem(), SocketAddr::from(([127, 0, 0, 1], srv.port()))).unwrap()
+        Client::try_connect(
+            &srv.ca_pem(),
+            SocketAddr::from(([127, 0, 0, 1], srv.port())),
+        )
+        .unwrap()
     }
 
     pub fn try_connect(ca_pem: &str, addr: SocketAddr) -> io::Result<Client> {
         let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
         tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let name = ServerName::IpAddress(IpAddr::from(addr.ip()).into());
+        let name = ServerName::IpAddress(addr.ip().into());
         let conn = ClientConnection::new(client_config(ca_pem), name).map_err(io::Error::other)?;
         let mut stream = StreamOwned::new(conn, tcp);
         // complete the handshake now so TLS errors surface here
@@ -112,7 +116,9 @@ impl Client {
         if let Some(t) = token {
             req.push_str(&format!("Authorization: Bearer {t}\r\n"));
         }
-        let has_ct = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+        let has_ct = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
         for (k, v) in headers {
             if !v.is_empty() {
                 req.push_str(&format!("{k}: {v}\r\n"));
@@ -217,7 +223,13 @@ impl Client {
         })
     }
 
-    pub fn request(&mut self, method: &str, target: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
+    pub fn request(
+        &mut self,
+        method: &str,
+        target: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Resp {
         let b = body.map(|v| serde_json::to_vec(v).unwrap());
         self.send(method, target, token, b.as_deref(), &[]).unwrap();
         self.read_response().unwrap()
@@ -231,12 +243,10 @@ impl Client {
 
     /// The next watch event, None when the stream ended cleanly.
     pub fn next_event(&mut self) -> io::Result<Option<Value>> {
-        Ok(self
-            .read_chunk()?
-            .map(|c| {
-                assert_eq!(c.last(), Some(&b'\n'), "one event per line");
-                serde_json::from_slice(&c).unwrap()
-            }))
+        Ok(self.read_chunk()?.map(|c| {
+            assert_eq!(c.last(), Some(&b'\n'), "one event per line");
+            serde_json::from_slice(&c).unwrap()
+        }))
     }
 }
 
@@ -261,7 +271,10 @@ pub fn lease(name: &str, holder: &str) -> Value {
 }
 
 pub fn rv(obj: &Value) -> String {
-    obj["metadata"]["resourceVersion"].as_str().unwrap().to_string()
+    obj["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 /// Polls `f` until it returns Some, or panics after `secs`.
