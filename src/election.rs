@@ -47,6 +47,9 @@ pub struct Observed {
     pub lease: Option<Lease>,
     /// When we first saw the current election record (monotonic).
     pub record_since: Instant,
+    /// The Lease vanished while someone held it: that holder and its duration. Its CMD may
+    /// still run, so nobody else creates the Lease before `record_since + duration`.
+    pub vanished_holder: Option<(String, Duration)>,
 }
 
 /// What a candidate should do next.
@@ -68,6 +71,8 @@ pub enum Step {
 pub struct Core {
     settings: Settings,
     observed: Option<Observed>,
+    /// What we saw may be out of date: read again before acting on it.
+    stale: bool,
 }
 
 impl Core {
@@ -75,6 +80,7 @@ impl Core {
         Core {
             settings,
             observed: None,
+            stale: false,
         }
     }
 
@@ -96,9 +102,10 @@ impl Core {
         self.lease().and_then(|l| l.spec.holder())
     }
 
-    /// Forget what we saw: the next step is a fresh read.
+    /// What we saw may be out of date: the next step is a fresh read. The old view is kept
+    /// so an unchanged record does not restart the expiry clock.
     pub fn invalidate(&mut self) {
-        self.observed = None;
+        self.stale = true;
     }
 
     /// Records a fresh view of the Lease (`None`: it does not exist), seen at `now`. The expiry
@@ -130,7 +137,19 @@ impl Core {
             Some(old) if same_record => old.record_since,
             _ => now,
         };
+        let vanished_holder = match (&self.observed, &lease) {
+            (_, Some(_)) | (None, None) => None,
+            (Some(old), None) => match &old.lease {
+                Some(l) => l
+                    .spec
+                    .holder()
+                    .map(|h| (h.to_string(), self.record_duration(&l.spec))),
+                None => old.vanished_holder.clone(),
+            },
+        };
+        self.stale = false;
         self.observed = Some(Observed {
+            vanished_holder,
             lease,
             record_since,
         });
@@ -143,7 +162,9 @@ impl Core {
     /// When the observed lease expires in our eyes (`None` if there is none or it is free).
     pub fn expires_at(&self) -> Option<Instant> {
         let o = self.observed.as_ref()?;
-        let lease = o.lease.as_ref()?;
+        let Some(lease) = o.lease.as_ref() else {
+            return o.vanished_holder.as_ref().map(|(_, d)| o.record_since + *d);
+        };
         lease.spec.holder()?;
         Some(o.record_since + self.record_duration(&lease.spec))
     }
@@ -164,12 +185,20 @@ impl Core {
 
     /// What a candidate does at `now` (`wall` is written into the record).
     pub fn candidate_step(&self, now: Instant, wall: SystemTime) -> Step {
-        let Some(observed) = &self.observed else {
+        let Some(observed) = self.observed.as_ref().filter(|_| !self.stale) else {
             return Step::Read;
         };
         let stamp = timefmt::micro_time(wall);
         let duration = self.lease_duration_seconds();
         let Some(current) = &observed.lease else {
+            if let Some((holder, d)) = &observed.vanished_holder {
+                let until = observed.record_since + *d;
+                if *holder != self.settings.identity && now < until {
+                    // Deleted under a live holder: its CMD may still run until its lease
+                    // would have expired.
+                    return Step::WaitUntil(until);
+                }
+            }
             let spec = LeaseSpec {
                 holder_identity: Some(self.settings.identity.clone()),
                 lease_duration_seconds: Some(duration),
@@ -719,7 +748,7 @@ impl Elector {
         let per_request = retry.max(self.timings().renew_deadline / 3);
         let mut next = self.renewed_at.map_or_else(Instant::now, |t| t + retry);
         let mut last_error = String::from("no renewal attempted");
-        let sent_renewals: Vec<String> = self
+        let mut sent_renewals: Vec<String> = self
             .core
             .lease()
             .and_then(|l| l.spec.renew_time.clone())
@@ -748,11 +777,18 @@ impl Elector {
                 return self.lost(format!("the lease is held by {}", self.holder_text()));
             };
             let sent = Instant::now();
+            // Renew times we wrote since the last confirmed write: a request whose answer was
+            // lost may still have been stored.
+            if let Some(t) = &body.spec.renew_time {
+                sent_renewals.push(t.clone());
+            }
             match self
                 .client
                 .replace::<_, Lease>(&self.lease_path(), &body, deadline)
             {
                 Ok(lease) => {
+                    sent_renewals.clear();
+                    sent_renewals.extend(lease.spec.renew_time.clone());
                     self.observe(Some(lease), sent);
                     self.renewed(sent);
                     next = sent + retry;
@@ -778,37 +814,38 @@ impl Elector {
                             next = Instant::now();
                             continue;
                         }
-                        Ok(()) => {
+                        Ok(()) if self.core.lease().is_some() => {
                             return self
                                 .lost(format!("the lease was taken by {}", self.holder_text()))
                         }
+                        // Deleted: a PUT carrying the old uid is a Conflict upstream.
+                        Ok(()) => match self.recreate(deadline) {
+                            Ok(()) => {
+                                sent_renewals.clear();
+                                sent_renewals.extend(
+                                    self.core.lease().and_then(|l| l.spec.renew_time.clone()),
+                                );
+                                next = Instant::now() + retry;
+                                continue;
+                            }
+                            Err(Recreate::Lost(reason)) => return self.lost(reason),
+                            Err(Recreate::Failed(e)) => last_error = e.to_string(),
+                        },
                         Err(e) => last_error = e.to_string(),
                     }
                 }
                 Err(kube::Error::NotFound(_)) => {
-                    // Somebody deleted the Lease. Re-create it as ours; if another replica was
-                    // faster, it is theirs.
-                    self.core.observe(None, sent);
-                    if let Step::Create(body) = self.core.candidate_step(sent, SystemTime::now()) {
-                        match self.client.create::<_, Lease>(
-                            &kube::leases_path(&self.settings().namespace),
-                            &body,
-                            deadline,
-                        ) {
-                            Ok(lease) => {
-                                self.observe(Some(lease), sent);
-                                self.renewed(sent);
-                                next = sent + retry;
-                                continue;
-                            }
-                            Err(kube::Error::AlreadyExists(_)) => {
-                                return self.lost(
-                                    "the lease was deleted and re-created by another replica"
-                                        .into(),
-                                )
-                            }
-                            Err(e) => last_error = e.to_string(),
+                    self.observe(None, sent);
+                    match self.recreate(deadline) {
+                        Ok(()) => {
+                            sent_renewals.clear();
+                            sent_renewals
+                                .extend(self.core.lease().and_then(|l| l.spec.renew_time.clone()));
+                            next = Instant::now() + retry;
+                            continue;
                         }
+                        Err(Recreate::Lost(reason)) => return self.lost(reason),
+                        Err(Recreate::Failed(e)) => last_error = e.to_string(),
                     }
                 }
                 Err(e) => {
@@ -818,6 +855,28 @@ impl Elector {
             }
             self.snapshot.update(|s| s.renew_failures += 1);
             next = (Instant::now() + retry).min(step_down_at);
+        }
+    }
+
+    /// The Lease was deleted while we led: create it again as ours. If another replica was
+    /// faster, it is theirs and we have lost.
+    fn recreate(&mut self, deadline: Instant) -> Result<(), Recreate> {
+        warn!("the lease was deleted while we held it; creating it again");
+        let sent = Instant::now();
+        let Step::Create(body) = self.core.candidate_step(sent, SystemTime::now()) else {
+            return Err(Recreate::Lost("the lease vanished".into()));
+        };
+        let collection = kube::leases_path(&self.settings().namespace);
+        match self.client.create::<_, Lease>(&collection, &body, deadline) {
+            Ok(lease) => {
+                self.observe(Some(lease), sent);
+                self.renewed(sent);
+                Ok(())
+            }
+            Err(kube::Error::AlreadyExists(_)) => Err(Recreate::Lost(
+                "the lease was deleted and re-created by another replica".into(),
+            )),
+            Err(e) => Err(Recreate::Failed(e)),
         }
     }
 
@@ -901,6 +960,12 @@ impl Elector {
             }
         }
     }
+}
+
+/// Why re-creating a deleted Lease did not work.
+enum Recreate {
+    Lost(String),
+    Failed(kube::Error),
 }
 
 /// A small xorshift generator for retry jitter (no cryptographic use).
@@ -1110,6 +1175,53 @@ mod tests {
             None
         );
         assert_eq!(c.observe(None, t0), Some(None));
+    }
+
+    #[test]
+    fn a_lease_deleted_under_a_live_holder_is_not_recreated_before_it_would_expire() {
+        let mut c = Core::new(settings());
+        let t0 = Instant::now();
+        c.observe(Some(lease("other", "2026-11-24T08:00:00.000000Z", "1")), t0);
+        let t1 = t0 + Duration::from_secs(2);
+        c.observe(None, t1);
+        assert_eq!(
+            c.candidate_step(t1, wall()),
+            Step::WaitUntil(t1 + Duration::from_secs(10))
+        );
+        // Still gone on a later read: the wait does not restart.
+        c.invalidate();
+        assert_eq!(c.candidate_step(t1, wall()), Step::Read);
+        c.observe(None, t1 + Duration::from_secs(3));
+        assert_eq!(
+            c.candidate_step(t1, wall()),
+            Step::WaitUntil(t1 + Duration::from_secs(10))
+        );
+        assert!(matches!(
+            c.candidate_step(t1 + Duration::from_secs(10), wall()),
+            Step::Create(_)
+        ));
+        // Our own vanished lease may be re-created at once; a never-seen one too.
+        let mut c = Core::new(settings());
+        c.observe(Some(lease("me", "2026-11-24T08:00:00.000000Z", "1")), t0);
+        c.observe(None, t1);
+        assert!(matches!(c.candidate_step(t1, wall()), Step::Create(_)));
+        let mut c = Core::new(settings());
+        c.observe(None, t0);
+        assert!(matches!(c.candidate_step(t0, wall()), Step::Create(_)));
+    }
+
+    #[test]
+    fn a_fresh_read_of_an_unchanged_record_keeps_the_expiry_clock() {
+        let mut c = Core::new(settings());
+        let t0 = Instant::now();
+        c.observe(Some(lease("other", "2026-11-24T08:00:00.000000Z", "1")), t0);
+        c.invalidate();
+        assert_eq!(c.candidate_step(t0, wall()), Step::Read);
+        c.observe(
+            Some(lease("other", "2026-11-24T08:00:00.000000Z", "1")),
+            t0 + Duration::from_secs(5),
+        );
+        assert_eq!(c.expires_at(), Some(t0 + Duration::from_secs(10)));
     }
 
     #[test]

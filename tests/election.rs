@@ -347,3 +347,54 @@ fn the_token_never_reaches_the_log_even_at_trace_level() {
     assert!(!compact.contains(&hex), "token bytes in a hex dump");
     assert!(!log.contains("Bearer"), "an Authorization header in the log");
 }
+
+#[test]
+fn a_lease_deleted_under_the_leader_is_recreated_by_it_not_by_a_follower() {
+    let c = Cluster::new("deleted");
+    let a = c.replica("a", None, &[]);
+    wait_for("a to lead", Duration::from_secs(10), || {
+        (c.starts() == ["a"]).then_some(())
+    });
+    let b = c.replica("b", None, &[]);
+    b.wait_log("new leader: a", Duration::from_secs(10));
+    assert!(c.api.delete_object("leases", NS, LOCK));
+    wait_for("a to re-create the lease", Duration::from_secs(10), || {
+        (c.holder().as_deref() == Some("a")).then_some(())
+    });
+    // b saw the deletion but waits out a's lease; by then a has renewed the new one.
+    let until = Instant::now() + LEASE + Duration::from_secs(1);
+    while Instant::now() < until {
+        assert_eq!(c.starts(), ["a"], "{}", c.dump());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(a.log_text().contains("creating it again"), "{}", a.log_text());
+    c.assert_no_overlap();
+}
+
+#[test]
+fn a_follower_waits_out_a_deleted_lease_whose_holder_may_still_run() {
+    let c = Cluster::new("deleted-stuck");
+    let mut a = c.replica("a", None, &[]);
+    wait_for("a to lead", Duration::from_secs(10), || {
+        (c.starts() == ["a"]).then_some(())
+    });
+    let b = c.replica("b", None, &[]);
+    b.wait_log("new leader: a", Duration::from_secs(10));
+    // a cannot re-create the Lease, so it must step down; b must not start before a's lease
+    // would have expired, although the Lease is gone.
+    c.api.forbid("token-a", "create", "leases");
+    let deleted_at = Instant::now();
+    assert!(c.api.delete_object("leases", NS, LOCK));
+    assert_eq!(a.wait_exit(Duration::from_secs(10)).code(), Some(75), "{}", a.log_text());
+    wait_for("b to lead", Duration::from_secs(15), || {
+        (c.starts() == ["a", "b"]).then_some(())
+    });
+    let created = lease_writes(&c, "token-b").first().copied().expect("b created the lease");
+    assert!(
+        created.duration_since(deleted_at) >= LEASE,
+        "b re-created the lease {} ms after the deletion\n{}",
+        ms(created.duration_since(deleted_at)),
+        c.dump()
+    );
+    c.assert_no_overlap();
+}
