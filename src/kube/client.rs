@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use ureq::http::{self, Method, Response};
+use ureq::config::Config;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use ureq::{Agent, Body, BodyReader};
 
 use super::error::{self, Error, Status};
@@ -102,7 +106,7 @@ impl Client {
             .user_agent(USER_AGENT)
             .accept("application/json")
             .build();
-        let agent = config.new_agent();
+        let agent = Agent::with_parts(config, DefaultConnector::default(), IpLiteral);
         Ok(Client {
             inner: Arc::new(Inner {
                 agent,
@@ -663,6 +667,31 @@ pub fn endpointslices_path(ns: &str) -> String {
         "/apis/discovery.k8s.io/v1/namespaces/{}/endpointslices",
         percent_encode(ns)
     )
+}
+
+/// Resolves IP literals only. The API server address is always an IP (see
+/// [`super::incluster`]); not using ureq's default resolver keeps `getaddrinfo` out of the
+/// static binary and avoids the thread ureq starts per lookup when a timeout is set.
+#[derive(Debug)]
+struct IpLiteral;
+
+impl Resolver for IpLiteral {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        _config: &Config,
+        _timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let host = uri.host().unwrap_or_default();
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let ip: std::net::IpAddr = bare.parse().map_err(|_| ureq::Error::HostNotFound)?;
+        let mut addrs = self.empty();
+        addrs.push(std::net::SocketAddr::new(ip, uri.port_u16().unwrap_or(443)));
+        Ok(addrs)
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::fs;
 use std::io;
-use std::net::Ipv6Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use rustls_pki_types::CertificateDer;
@@ -147,38 +147,24 @@ impl InClusterConfig {
     }
 }
 
-/// `https://host:port`, bracketing an IPv6 literal (optionally with a `%zone`, which is
-/// percent-encoded as `%25` per RFC 6874).
+/// `https://host:port` for an IP-address host, bracketing an IPv6 literal.
+///
+/// Kubernetes always puts the `kubernetes` Service's cluster IP into `KUBERNETES_SERVICE_HOST`;
+/// host names are refused rather than resolved, which keeps the system resolver (and with it
+/// glibc's NSS machinery) out of the static binary.
 pub(crate) fn base_url(host: &str, port: u16) -> Result<String, Error> {
     let bare = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .unwrap_or(host);
-    if bare.contains(':') {
-        let (addr, zone) = match bare.split_once('%') {
-            Some((a, z)) => (a, Some(z)),
-            None => (bare, None),
-        };
-        if addr.parse::<Ipv6Addr>().is_err() {
-            return Err(Error::Config(format!(
-                "{HOST_ENV}={host:?} is neither a host name nor an IP address"
-            )));
-        }
-        return Ok(match zone {
-            Some(z) => format!("https://[{addr}%25{z}]:{port}"),
-            None => format!("https://[{addr}]:{port}"),
-        });
+    match bare.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => Ok(format!("https://{ip}:{port}")),
+        Ok(IpAddr::V6(ip)) => Ok(format!("https://[{ip}]:{port}")),
+        Err(_) => Err(Error::Config(format!(
+            "{HOST_ENV}={host:?} is not an IP address (Kubernetes sets the API server's cluster IP; \
+             host names are not resolved)"
+        ))),
     }
-    let valid = !bare.is_empty()
-        && bare
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_');
-    if !valid {
-        return Err(Error::Config(format!(
-            "{HOST_ENV}={host:?} is neither a host name nor an IP address"
-        )));
-    }
-    Ok(format!("https://{bare}:{port}"))
 }
 
 #[cfg(test)]
@@ -189,17 +175,14 @@ mod tests {
     #[test]
     fn urls() {
         assert_eq!(base_url("10.0.0.1", 443).unwrap(), "https://10.0.0.1:443");
-        assert_eq!(
-            base_url("kubernetes.default.svc", 6443).unwrap(),
-            "https://kubernetes.default.svc:6443"
-        );
+        assert!(matches!(
+            base_url("kubernetes.default.svc", 6443),
+            Err(Error::Config(_))
+        ));
         assert_eq!(base_url("fd00::1", 443).unwrap(), "https://[fd00::1]:443");
         assert_eq!(base_url("::1", 8443).unwrap(), "https://[::1]:8443");
         assert_eq!(base_url("[::1]", 8443).unwrap(), "https://[::1]:8443");
-        assert_eq!(
-            base_url("fe80::1%eth0", 443).unwrap(),
-            "https://[fe80::1%25eth0]:443"
-        );
+        assert!(matches!(base_url("fe80::1%eth0", 443), Err(Error::Config(_))));
         assert!(matches!(base_url("fd00::zz", 443), Err(Error::Config(_))));
         assert!(matches!(base_url("a/b", 443), Err(Error::Config(_))));
     }
