@@ -103,13 +103,14 @@ fn print_out(text: &str) -> i32 {
 fn init_logging(env: &dyn Fn(&str) -> Option<String>) {
     let mut builder = env_logger::Builder::new();
     builder.filter_level(log::LevelFilter::Info);
-    if let Some(spec) = env("RUST_LOG") {
+    if let Some(spec) = env("RUST_LOG").filter(|s| !s.is_empty()) {
         builder.parse_filters(&spec);
     }
-    // Some HTTP internals hex-dump raw requests (bearer token included) at trace level; cap
-    // them whatever RUST_LOG says, so the token never reaches a log.
+    // Some HTTP internals hex-dump raw requests (bearer token included) at trace level and
+    // narrate every request at debug: keep them at warnings whatever RUST_LOG says, so the
+    // token never reaches a log. (Release builds compile trace logging out entirely.)
     for target in kube::TOKEN_LEAKING_LOG_TARGETS {
-        builder.filter_module(target, log::LevelFilter::Debug);
+        builder.filter_module(target, log::LevelFilter::Warn);
     }
     builder.format(|buf, record| {
         writeln!(

@@ -342,10 +342,18 @@ fn the_token_never_reaches_the_log_even_at_trace_level() {
     assert!(log.contains("TRACE"), "trace logging was on");
     assert!(!log.contains(&r.token), "token in the log");
     // Hex dumps split the token across rows; its hex form must not appear either.
-    let hex: String = r.token.bytes().take(6).map(|b| format!("{b:02x}")).collect();
+    let hex: String = r
+        .token
+        .bytes()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let compact: String = log.chars().filter(|c| !c.is_whitespace()).collect();
     assert!(!compact.contains(&hex), "token bytes in a hex dump");
-    assert!(!log.contains("Bearer"), "an Authorization header in the log");
+    assert!(
+        !log.contains("Bearer"),
+        "an Authorization header in the log"
+    );
 }
 
 #[test]
@@ -367,7 +375,11 @@ fn a_lease_deleted_under_the_leader_is_recreated_by_it_not_by_a_follower() {
         assert_eq!(c.starts(), ["a"], "{}", c.dump());
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(a.log_text().contains("creating it again"), "{}", a.log_text());
+    assert!(
+        a.log_text().contains("creating it again"),
+        "{}",
+        a.log_text()
+    );
     c.assert_no_overlap();
 }
 
@@ -385,11 +397,19 @@ fn a_follower_waits_out_a_deleted_lease_whose_holder_may_still_run() {
     c.api.forbid("token-a", "create", "leases");
     let deleted_at = Instant::now();
     assert!(c.api.delete_object("leases", NS, LOCK));
-    assert_eq!(a.wait_exit(Duration::from_secs(10)).code(), Some(75), "{}", a.log_text());
+    assert_eq!(
+        a.wait_exit(Duration::from_secs(10)).code(),
+        Some(75),
+        "{}",
+        a.log_text()
+    );
     wait_for("b to lead", Duration::from_secs(15), || {
         (c.starts() == ["a", "b"]).then_some(())
     });
-    let created = lease_writes(&c, "token-b").first().copied().expect("b created the lease");
+    let created = lease_writes(&c, "token-b")
+        .first()
+        .copied()
+        .expect("b created the lease");
     assert!(
         created.duration_since(deleted_at) >= LEASE,
         "b re-created the lease {} ms after the deletion\n{}",
@@ -397,4 +417,29 @@ fn a_follower_waits_out_a_deleted_lease_whose_holder_may_still_run() {
         c.dump()
     );
     c.assert_no_overlap();
+}
+
+#[test]
+fn default_logging_is_info_one_line_per_event() {
+    let c = Cluster::new("loglevel");
+    let mut r = c.replica(
+        "quiet",
+        Some(vec!["sh".into(), "-c".into(), "sleep 2.5".into()]),
+        &[("RUST_LOG", "")],
+    );
+    assert_eq!(r.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    let log = r.log_text();
+    assert!(
+        log.contains(" INFO  k8s-await-election: became leader"),
+        "{log}"
+    );
+    assert!(log.contains("released the lease"), "{log}");
+    for line in log.lines() {
+        assert!(
+            line.contains(" INFO ") || line.contains(" WARN ") || line.contains(" ERROR "),
+            "unexpected line at the default level: {line}\n{log}"
+        );
+    }
+    // A few lines for a whole term, not one per request.
+    assert!(log.lines().count() <= 8, "{log}");
 }
