@@ -2,8 +2,16 @@
 # The project's test command (README "Quick start"; .ci/run calls it too):
 # builds the static release binary, then runs every test of the workspace against it and the
 # debug build. Integration tests start a test Kubernetes API server on 127.0.0.1 and real
-# replicas of the binary; the PID-namespace and chroot tests need root.
+# replicas of the binary; the PID-namespace, chroot and scratch-image tests need root and a
+# static busybox (installed here with apt-get when missing and possible). With REQUIRE_STATIC
+# set (below), a missing prerequisite fails those tests instead of skipping them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if ! dpkg -s busybox-static >/dev/null 2>&1 && ((EUID == 0)) && command -v apt-get >/dev/null; then
+  echo "installing busybox-static (a stand-in CMD for the scratch-image tests)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq busybox-static >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null && apt-get install -y -qq busybox-static >/dev/null; }
+fi
 scripts/build-static.sh >/dev/null
 REQUIRE_STATIC=1 cargo test --workspace --locked "$@"

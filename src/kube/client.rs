@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use ureq::http::{self, Method, Response};
 use ureq::config::Config;
 use ureq::http::Uri;
+use ureq::http::{self, Method, Response};
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use ureq::{Agent, Body, BodyReader};

@@ -182,7 +182,10 @@ mod tests {
         assert_eq!(base_url("fd00::1", 443).unwrap(), "https://[fd00::1]:443");
         assert_eq!(base_url("::1", 8443).unwrap(), "https://[::1]:8443");
         assert_eq!(base_url("[::1]", 8443).unwrap(), "https://[::1]:8443");
-        assert!(matches!(base_url("fe80::1%eth0", 443), Err(Error::Config(_))));
+        assert!(matches!(
+            base_url("fe80::1%eth0", 443),
+            Err(Error::Config(_))
+        ));
         assert!(matches!(base_url("fd00::zz", 443), Err(Error::Config(_))));
         assert!(matches!(base_url("a/b", 443), Err(Error::Config(_))));
     }
