@@ -309,8 +309,13 @@ fn service_from_env(
     let pod_ip: IpAddr = pod_ip_text
         .parse()
         .map_err(|_| bad(POD_IP, &pod_ip_text, "expected an IPv4 or IPv6 address"))?;
-    if pod_ip.is_unspecified() || pod_ip.is_multicast() {
-        return Err(bad(POD_IP, &pod_ip_text, "expected a unicast pod address"));
+    if pod_ip.is_unspecified() || pod_ip.is_multicast() || pod_ip.is_loopback() {
+        // The API server rejects these in Endpoints and EndpointSlices (422).
+        return Err(bad(
+            POD_IP,
+            &pod_ip_text,
+            "expected the pod's unicast address (not loopback, multicast or unspecified)",
+        ));
     }
     let node_name = get(NODE_NAME);
     if let Some(n) = &node_name {
@@ -675,6 +680,8 @@ mod tests {
             ),
             (&[(SERVICE_NAME, "web")], POD_IP),
             (&[(SERVICE_NAME, "web"), (POD_IP, "10.0.0.300")], POD_IP),
+            (&[(SERVICE_NAME, "web"), (POD_IP, "127.0.0.1")], POD_IP),
+            (&[(SERVICE_NAME, "web"), (POD_IP, "::1")], POD_IP),
             (
                 &[
                     (SERVICE_NAME, "web"),

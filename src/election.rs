@@ -467,16 +467,7 @@ impl Elector {
     }
 
     fn read(&mut self) -> Result<(), kube::Error> {
-        let at = Instant::now();
-        match self
-            .client
-            .get::<Lease>(&self.lease_path(), self.request_deadline())
-        {
-            Ok(l) => self.observe(Some(l), at),
-            Err(kube::Error::NotFound(_)) => self.observe(None, at),
-            Err(e) => return Err(e),
-        }
-        Ok(())
+        self.read_within(self.request_deadline())
     }
 
     /// Waits up to `d` for a shutdown request; other messages (stale watch events) are
@@ -880,9 +871,13 @@ impl Elector {
         }
     }
 
+    /// GETs the Lease and folds it in, dated by the *answer*: the record may have been written
+    /// while the request was under way, and dating it by the question would make a renewal
+    /// look older than it is (and the lease expire early in our eyes).
     fn read_within(&mut self, deadline: Instant) -> Result<(), kube::Error> {
+        let result = self.client.get::<Lease>(&self.lease_path(), deadline);
         let at = Instant::now();
-        match self.client.get::<Lease>(&self.lease_path(), deadline) {
+        match result {
             Ok(l) => self.observe(Some(l), at),
             Err(kube::Error::NotFound(_)) => self.observe(None, at),
             Err(e) => return Err(e),

@@ -235,7 +235,7 @@ fn body_message(status: &Status, body: &[u8], code: u16) -> String {
 }
 
 /// Maps an error response (status code, body, `Retry-After` header) to an [`Error`].
-pub(crate) fn from_response(code: u16, body: &[u8], retry_after: Option<Duration>) -> Error {
+pub fn from_response(code: u16, body: &[u8], retry_after: Option<Duration>) -> Error {
     let status: Status = serde_json::from_slice(body).unwrap_or_default();
     from_status(code, &status, body, retry_after)
 }
@@ -278,7 +278,7 @@ pub(crate) fn from_status(
 
 /// Parses a `Retry-After` header given in seconds (what the API server sends). HTTP dates
 /// are not supported and yield `None`.
-pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 

@@ -16,7 +16,7 @@ pub use client::{
     endpoints_collection, endpoints_path, endpointslice_path, endpointslices_path, lease_path,
     leases_path, Client, ListParams, WatchEvent, WatchStream,
 };
-pub use error::Error;
+pub use error::{from_response, parse_retry_after, Error};
 pub use incluster::{InClusterConfig, DEFAULT_SERVICEACCOUNT_DIR, SERVICEACCOUNT_DIR_ENV};
 
 /// Log targets the program's logger must keep below `Trace`: at trace level ureq-proto

@@ -276,3 +276,185 @@ impl Drop for Replica {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Chaos helpers (tests/chaos.rs). Additive: nothing above depends on them.
+// ---------------------------------------------------------------------------------------------
+
+/// One line of the CMD event log written by [`Cluster::chaos_cmd`]: the kind (`start`, `stop`,
+/// `ignored`, `crash`, `OVERLAP`), the replica identity, unix nanos, and the CMD's pid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CmdEvent {
+    pub kind: String,
+    pub identity: String,
+    pub nanos: u128,
+    pub pid: Option<u32>,
+}
+
+/// Whether `pid` is a live process (present in /proc and not a zombie).
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(text) => text
+            .rfind(')')
+            .and_then(|i| text.get(i + 1..))
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+impl Cluster {
+    /// Like [`Cluster::singleton_cmd`] (same lock, same event log, same `OVERLAP` check), but
+    /// every line also carries the CMD's pid, and two files in the cluster directory steer it:
+    /// - `crash`: the running CMD removes it, logs `crash` and exits with code 3;
+    /// - `stubborn`: while it exists, SIGTERM/SIGINT are ignored (logged as `ignored`), so only
+    ///   a SIGKILL ends CMD.
+    ///
+    /// No helper process keeps the lock's file descriptor open, so the lock is free the instant
+    /// the shell dies, however it dies.
+    pub fn chaos_cmd(&self) -> Vec<String> {
+        let script = r#"
+ev() { echo "$1 $T_ID $(date +%s%N 9>&-) $$" >> "$T_DIR/events.log"; }
+exec 9>>"$T_DIR/singleton.lock"
+if ! flock -n 9; then exec 9>&-; ev OVERLAP; exit 99; fi
+ev start
+on_term() {
+  if [ -e "$T_DIR/stubborn" ]; then ev ignored; return 0; fi
+  ev stop; exit 0
+}
+trap on_term TERM INT
+while :; do
+  if [ -e "$T_DIR/crash" ] && rm "$T_DIR/crash" 9>&- 2>/dev/null; then ev crash; exit 3; fi
+  sleep 0.05 9>&-
+done
+"#;
+        vec!["sh".into(), "-c".into(), script.into()]
+    }
+
+    /// Events of [`Cluster::chaos_cmd`] (lines of [`Cluster::singleton_cmd`] parse too, with
+    /// `pid: None`).
+    pub fn cmd_events(&self) -> Vec<CmdEvent> {
+        std::fs::read_to_string(self.events_path())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut it = l.split_whitespace();
+                Some(CmdEvent {
+                    kind: it.next()?.to_string(),
+                    identity: it.next()?.to_string(),
+                    nanos: it.next()?.parse().ok()?,
+                    pid: it.next().and_then(|p| p.parse().ok()),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether `pid` is a live CMD shell of this cluster (not a process that reused the pid:
+    /// the shell's environment names this cluster's directory).
+    pub fn cmd_alive(&self, pid: u32) -> bool {
+        let marker = format!("T_DIR={}", self.dir.display());
+        pid_alive(pid)
+            && std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
+            && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "sh")
+    }
+
+    /// CMDs (identity, pid) that started and are still alive, oldest first.
+    pub fn running_cmds(&self) -> Vec<(String, u32)> {
+        self.cmd_events()
+            .into_iter()
+            .filter(|e| e.kind == "start")
+            .filter_map(|e| Some((e.identity, e.pid?)))
+            .filter(|(_, pid)| self.cmd_alive(*pid))
+            .collect()
+    }
+
+    /// Starts a replica like [`Cluster::replica`], but appends its stderr to `log_name` in the
+    /// cluster directory instead of truncating `<identity>.log`, so a replica restarted under
+    /// the same identity (a container restart in the same pod) keeps the earlier history.
+    pub fn replica_appending(
+        &self,
+        identity: &str,
+        log_name: &str,
+        cmd: Option<Vec<String>>,
+        env: &[(&str, &str)],
+    ) -> Replica {
+        let token = format!("token-{identity}");
+        self.api
+            .add_token(&token, &format!("system:serviceaccount:{NS}:{identity}"));
+        let sa = self.dir.join(format!("sa-{identity}"));
+        self.api
+            .write_service_account_dir(&sa, &token, NS)
+            .expect("write service account dir");
+        let log = self.dir.join(log_name);
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open log");
+        let cmd = cmd.unwrap_or_else(|| self.chaos_cmd());
+        let mut c = Command::new(BIN);
+        c.args(&cmd)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("RUST_LOG", "debug,ureq=info,ureq_proto=info,rustls=info")
+            .env("T_DIR", &self.dir)
+            .env("T_ID", identity)
+            .env("K8S_AWAIT_ELECTION_ENABLED", "1")
+            .env("K8S_AWAIT_ELECTION_NAME", "test")
+            .env("K8S_AWAIT_ELECTION_LOCK_NAME", LOCK)
+            .env("K8S_AWAIT_ELECTION_LOCK_NAMESPACE", NS)
+            .env("K8S_AWAIT_ELECTION_IDENTITY", identity)
+            .env("K8S_AWAIT_ELECTION_LEASE_DURATION", &self.timings.0)
+            .env("K8S_AWAIT_ELECTION_RENEW_DEADLINE", &self.timings.1)
+            .env("K8S_AWAIT_ELECTION_RETRY_PERIOD", &self.timings.2)
+            .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+            .env("KUBERNETES_SERVICE_PORT", self.api.port().to_string())
+            .env("K8S_AWAIT_ELECTION_SERVICEACCOUNT_DIR", &sa)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let child = c.spawn().expect("spawn replica");
+        Replica {
+            identity: identity.to_string(),
+            token,
+            log,
+            child,
+            status: None,
+        }
+    }
+
+    /// Rotates `replica`'s bearer token the way the kubelet does: the server accepts
+    /// `new_token` first, the service-account `token` file is replaced atomically (write a
+    /// temporary file, rename it over the old one), then the server forgets the old token.
+    pub fn rotate_token(&self, replica: &mut Replica, new_token: &str) {
+        let user = format!("system:serviceaccount:{NS}:{}", replica.identity);
+        self.api.add_token(new_token, &user);
+        let sa = self.dir.join(format!("sa-{}", replica.identity));
+        let tmp = sa.join(".token.tmp");
+        std::fs::write(&tmp, new_token).expect("write new token");
+        std::fs::rename(&tmp, sa.join("token")).expect("swap token file");
+        self.api.remove_token(&replica.token);
+        replica.token = new_token.to_string();
+    }
+
+    /// Successful Lease writes (PUT/POST answered 2xx) made with `token`, oldest first, as
+    /// instants of the server's request log.
+    pub fn lease_writes(&self, token: &str) -> Vec<Instant> {
+        self.api
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r.resource == "leases"
+                    && r.token.as_deref() == Some(token)
+                    && (r.method == "PUT" || r.method == "POST")
+                    && (200..300).contains(&r.code)
+            })
+            .map(|r| r.at)
+            .collect()
+    }
+}
