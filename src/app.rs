@@ -255,9 +255,15 @@ fn supervise(
     // How long we wait for the elector to release the lease (or stop campaigning) on the way
     // out: one request in flight plus the release itself.
     let exit_budget = timings.renew_deadline + Duration::from_secs(1);
-    let shutdown = |code: i32| {
+    // Leave: release the lease only if nothing of CMD can still be running; otherwise the
+    // lease must expire on its own before anybody else may start CMD.
+    let shutdown = |code: i32, release: bool| {
         // The elector may have ended already (after a fatal error); then there is nothing to stop.
-        let _ = inbox.send(Inbox::Shutdown);
+        let _ = inbox.send(if release {
+            Inbox::Shutdown
+        } else {
+            Inbox::Abandon
+        });
         Phase::Exiting {
             code,
             until: Instant::now() + exit_budget,
@@ -277,7 +283,7 @@ fn supervise(
                         "received {} before becoming leader: leaving the election",
                         supervisor::signal_name(sig)
                     );
-                    phase = shutdown(128 + sig);
+                    phase = shutdown(128 + sig, true);
                 }
                 Phase::Leading => {
                     if is_stop_signal(sig) {
@@ -300,13 +306,27 @@ fn supervise(
                 if let Phase::Leading = phase {
                     // Nothing CMD started may outlive our hold on the lease.
                     sup.kill_leftovers(Instant::now() + Duration::from_secs(1));
-                    phase = shutdown(status.exit_code());
+                    phase = shutdown(status.exit_code(), cmd_gone(sup));
                 }
             }
             Event::Nudge | Event::Timeout => {}
         }
 
-        while let Ok(report) = reports.try_recv() {
+        loop {
+            let report = match reports.try_recv() {
+                Ok(r) => r,
+                Err(mpsc::TryRecvError::Empty) => break,
+                // The elector thread is gone without a word (it panicked).
+                Err(mpsc::TryRecvError::Disconnected) => match phase {
+                    // The renewal-age check below steps down in time on its own.
+                    Phase::Leading => break,
+                    Phase::Exiting { code, .. } => return code,
+                    Phase::Campaigning => {
+                        error!("the elector thread ended unexpectedly");
+                        return exit::INTERNAL;
+                    }
+                },
+            };
             match (report, &phase) {
                 (Report::Elected, Phase::Campaigning) => match sup.spawn(command) {
                     Ok(pid) => {
@@ -315,24 +335,32 @@ fn supervise(
                     }
                     Err(e) => {
                         error!("{e}");
-                        phase = shutdown(e.exit_code());
+                        phase = shutdown(e.exit_code(), true);
                     }
                 },
                 (Report::Lost(reason), Phase::Leading) => {
-                    let exit = step_down(sup, snapshot, cfg, &reason);
-                    debug!("CMD after step-down: {exit:?}");
-                    phase = shutdown(exit::LOST_LEADERSHIP);
+                    step_down(sup, snapshot, cfg, &reason);
+                    phase = shutdown(exit::LOST_LEADERSHIP, cmd_gone(sup));
                 }
-                (Report::Fatal(msg), _) => {
+                (Report::Fatal(msg), phase) => {
                     error!("{msg}");
-                    if let Phase::Exiting { code, .. } = phase {
-                        return code;
-                    }
-                    return exit::API;
+                    return match phase {
+                        Phase::Exiting { code, .. } => *code,
+                        // Not reachable today (fatal errors end a campaign), but never leave
+                        // CMD running without a lease behind us.
+                        Phase::Leading => {
+                            step_down(sup, snapshot, cfg, "the elector failed");
+                            exit::API
+                        }
+                        Phase::Campaigning => exit::API,
+                    };
                 }
                 (Report::Finished, Phase::Exiting { code, .. }) => return *code,
-                (Report::Finished, _) => {
+                (Report::Finished, phase) => {
                     error!("the elector stopped unexpectedly");
+                    if let Phase::Leading = phase {
+                        step_down(sup, snapshot, cfg, "the elector stopped");
+                    }
                     return exit::INTERNAL;
                 }
                 (other, _) => debug!("ignoring late report {other:?}"),
@@ -351,7 +379,7 @@ fn supervise(
                     warn!("lost leadership: {reason}");
                 }
                 step_down(sup, snapshot, cfg, &reason);
-                phase = shutdown(exit::LOST_LEADERSHIP);
+                phase = shutdown(exit::LOST_LEADERSHIP, cmd_gone(sup));
             }
             Phase::Exiting { code, until } if now >= until => {
                 warn!("the lease was not released in time; others take over when it expires");
@@ -389,6 +417,16 @@ fn step_down(
     sup.stop_child(kill_at, hard)
 }
 
+/// CMD and everything it left behind are gone, so the lease may be released. Otherwise it
+/// must expire on its own (others wait the full lease duration).
+fn cmd_gone(sup: &mut Supervisor) -> bool {
+    let gone = sup.nothing_left();
+    if !gone {
+        error!("CMD or a process it started could not be confirmed dead; keeping the lease until it expires");
+    }
+    gone
+}
+
 fn is_stop_signal(sig: i32) -> bool {
     sig == libc::SIGTERM || sig == libc::SIGINT || sig == libc::SIGQUIT
 }
@@ -401,6 +439,14 @@ fn elector_thread(
     waker: Waker,
     timings: config::Timings,
 ) {
+    // However this thread ends (even by a panic), wake the main thread so it notices.
+    struct WakeOnExit(Waker);
+    impl Drop for WakeOnExit {
+        fn drop(&mut self) {
+            self.0.wake();
+        }
+    }
+    let _wake_on_exit = WakeOnExit(waker.clone());
     let report = |r: Report| {
         // The main thread only goes away by exiting the process.
         let _ = reports.send(r);
@@ -437,12 +483,16 @@ fn elector_thread(
     }
     report(Report::Elected);
     let term = elector.lead(&mut hooks);
+    let lost = matches!(term, Term::Lost(_));
+    if let Term::Lost(reason) = term {
+        // First tell the main thread to stop CMD, then stop advertising this pod.
+        report(Report::Lost(reason));
+    }
     if let Some(r) = hooks.router.as_deref_mut() {
         r.withdraw(release_deadline());
     }
-    if let Term::Lost(reason) = term {
-        report(Report::Lost(reason));
-        // Wait until CMD is gone, then give up what is left of the lease.
+    if lost {
+        // Wait until CMD is gone, then give up what is left of the lease (if allowed).
         elector.wait_for_shutdown();
     }
     elector.release(release_deadline());

@@ -331,6 +331,9 @@ impl Snapshot {
 pub enum Inbox {
     /// Stop campaigning or leading; release the lease if we hold it.
     Shutdown,
+    /// Stop, but do not release: CMD (or something it started) may still run, so the lease
+    /// must expire on its own before anybody else takes it.
+    Abandon,
     /// CMD is being stopped while we still lead: stop advertising ourselves
     /// ([`LeaderHooks::stopping`]) but keep renewing until CMD is gone.
     Stopping,
@@ -384,6 +387,12 @@ pub struct Elector {
     renewed_at: Option<Instant>,
     /// An [`Inbox::Stopping`] arrived and the hook has not run yet.
     stopping: bool,
+    /// Never release: [`Inbox::Abandon`] arrived, or another process renews under our name.
+    keep_lease: bool,
+    /// renewTime values we wrote during this term (the last confirmed one and any sent since,
+    /// whose answers may have been lost): a stored renewTime outside this list was written by
+    /// somebody else under our identity.
+    written: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -417,6 +426,8 @@ impl Elector {
             watch: WatchState::default(),
             renewed_at: None,
             stopping: false,
+            keep_lease: false,
+            written: Vec::new(),
         }
     }
 
@@ -478,6 +489,10 @@ impl Elector {
             let left = until.saturating_duration_since(Instant::now());
             match self.inbox.recv_timeout(left) {
                 Ok(Inbox::Shutdown) => return true,
+                Ok(Inbox::Abandon) => {
+                    self.keep_lease = true;
+                    return true;
+                }
                 Ok(Inbox::Stopping) => {
                     self.stopping = true;
                     return false;
@@ -519,6 +534,10 @@ impl Elector {
                     }
                 }
                 Step::Create(body) | Step::Take(body) => {
+                    // A shutdown that arrived while we read must not be followed by a write.
+                    if self.pause(Duration::ZERO) {
+                        return Campaign::Shutdown;
+                    }
                     let sent = Instant::now();
                     let creating = body.resource_version().is_none();
                     let result = if creating {
@@ -567,6 +586,10 @@ impl Elector {
                         expiry.min(poll)
                     };
                     match self.inbox.recv_timeout(wake.saturating_duration_since(now)) {
+                        Ok(Inbox::Abandon) => {
+                            self.keep_lease = true;
+                            return Campaign::Shutdown;
+                        }
                         Ok(Inbox::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
                             return Campaign::Shutdown
                         }
@@ -658,7 +681,8 @@ impl Elector {
 
     fn handle_watch_message(&mut self, msg: Inbox) {
         match msg {
-            Inbox::Shutdown | Inbox::Stopping => {}
+            // Control messages are taken by `pause` and `campaign` before they get here.
+            Inbox::Shutdown | Inbox::Abandon | Inbox::Stopping => {}
             Inbox::Watched { generation, event } => {
                 if generation != self.watch.generation {
                     return;
@@ -713,6 +737,12 @@ impl Elector {
 
     fn became_leader(&mut self, sent: Instant) {
         self.renewed_at = Some(sent);
+        self.written = self
+            .core
+            .lease()
+            .and_then(|l| l.spec.renew_time.clone())
+            .into_iter()
+            .collect();
         // A running watch is of no use to the leader; its events are ignored from now on and
         // it ends by itself when the server closes it.
         self.watch.generation += 1;
@@ -739,24 +769,18 @@ impl Elector {
         let per_request = retry.max(self.timings().renew_deadline / 3);
         let mut next = self.renewed_at.map_or_else(Instant::now, |t| t + retry);
         let mut last_error = String::from("no renewal attempted");
-        let mut sent_renewals: Vec<String> = self
-            .core
-            .lease()
-            .and_then(|l| l.spec.renew_time.clone())
-            .into_iter()
-            .collect();
         loop {
             if self.pause(next.saturating_duration_since(Instant::now())) {
                 return Term::Shutdown;
-            }
-            if std::mem::take(&mut self.stopping) {
-                hooks.stopping(Instant::now() + per_request);
-                continue;
             }
             let Some(step_down_at) = self.step_down_at() else {
                 return self.lost("not leading".into());
             };
             let now = Instant::now();
+            if std::mem::take(&mut self.stopping) {
+                hooks.stopping((now + per_request).min(step_down_at));
+                continue;
+            }
             if now >= step_down_at {
                 return self.lost(format!(
                     "no successful renewal for {} (last error: {last_error})",
@@ -764,111 +788,113 @@ impl Elector {
                 ));
             }
             let deadline = step_down_at.min(now + per_request);
-            let Some(body) = self.core.renewal(SystemTime::now()) else {
-                return self.lost(format!("the lease is held by {}", self.holder_text()));
+            let attempt = if self.core.lease().is_none() {
+                self.recreate(deadline)
+            } else {
+                self.renew_once(deadline)
             };
-            let sent = Instant::now();
-            // Renew times we wrote since the last confirmed write: a request whose answer was
-            // lost may still have been stored.
-            if let Some(t) = &body.spec.renew_time {
-                sent_renewals.push(t.clone());
-            }
-            match self
-                .client
-                .replace::<_, Lease>(&self.lease_path(), &body, deadline)
-            {
-                Ok(lease) => {
-                    sent_renewals.clear();
-                    sent_renewals.extend(lease.spec.renew_time.clone());
-                    self.observe(Some(lease), sent);
-                    self.renewed(sent);
+            match attempt {
+                Ok(Renewed::At(sent)) => {
                     next = sent + retry;
                     hooks.renewed(next.min(step_down_at));
-                    continue;
                 }
-                Err(kube::Error::Conflict(_)) => {
-                    self.snapshot.update(|s| s.slowpath += 1);
-                    debug!("renewal conflicted; reading the lease");
-                    match self.read_within(deadline) {
-                        Ok(()) if self.core.we_hold() => {
-                            let stored = self.core.lease().and_then(|l| l.spec.renew_time.clone());
-                            if !stored.is_some_and(|t| sent_renewals.contains(&t)) {
-                                // Someone else renews under our name: two replicas share an
-                                // identity, and each would run CMD. Step down loudly.
-                                return self.lost(format!(
-                                    "another process renews the lease as {:?}; every replica needs a unique {}",
-                                    self.settings().identity,
-                                    crate::config::IDENTITY
-                                ));
-                            }
-                            // Only metadata changed (labels, annotations): retry at once.
-                            next = Instant::now();
-                            continue;
-                        }
-                        Ok(()) if self.core.lease().is_some() => {
-                            return self
-                                .lost(format!("the lease was taken by {}", self.holder_text()))
-                        }
-                        // Deleted: a PUT carrying the old uid is a Conflict upstream.
-                        Ok(()) => match self.recreate(deadline) {
-                            Ok(()) => {
-                                sent_renewals.clear();
-                                sent_renewals.extend(
-                                    self.core.lease().and_then(|l| l.spec.renew_time.clone()),
-                                );
-                                next = Instant::now() + retry;
-                                continue;
-                            }
-                            Err(Recreate::Lost(reason)) => return self.lost(reason),
-                            Err(Recreate::Failed(e)) => last_error = e.to_string(),
-                        },
-                        Err(e) => last_error = e.to_string(),
-                    }
-                }
-                Err(kube::Error::NotFound(_)) => {
-                    self.observe(None, sent);
-                    match self.recreate(deadline) {
-                        Ok(()) => {
-                            sent_renewals.clear();
-                            sent_renewals
-                                .extend(self.core.lease().and_then(|l| l.spec.renew_time.clone()));
-                            next = Instant::now() + retry;
-                            continue;
-                        }
-                        Err(Recreate::Lost(reason)) => return self.lost(reason),
-                        Err(Recreate::Failed(e)) => last_error = e.to_string(),
-                    }
-                }
-                Err(e) => {
+                Ok(Renewed::Again) => next = Instant::now(),
+                Err(Attempt::Lost(reason)) => return self.lost(reason),
+                Err(Attempt::Failed(e)) => {
                     warn!("renewal failed: {e}");
                     last_error = e.to_string();
+                    self.snapshot.update(|s| s.renew_failures += 1);
+                    next = (Instant::now() + retry).min(step_down_at);
                 }
             }
-            self.snapshot.update(|s| s.renew_failures += 1);
-            next = (Instant::now() + retry).min(step_down_at);
+        }
+    }
+
+    /// One renewal: PUT the cached lease with a new renewTime, conditional on its
+    /// resourceVersion.
+    fn renew_once(&mut self, deadline: Instant) -> Result<Renewed, Attempt> {
+        let Some(body) = self.core.renewal(SystemTime::now()) else {
+            return Err(Attempt::Lost(format!(
+                "the lease is held by {}",
+                self.holder_text()
+            )));
+        };
+        let sent = Instant::now();
+        // A request whose answer is lost may still have been stored: remember what we sent.
+        self.written.extend(body.spec.renew_time.clone());
+        match self
+            .client
+            .replace::<_, Lease>(&self.lease_path(), &body, deadline)
+        {
+            Ok(lease) => {
+                self.confirmed(lease, sent);
+                Ok(Renewed::At(sent))
+            }
+            Err(kube::Error::Conflict(_)) => {
+                self.snapshot.update(|s| s.slowpath += 1);
+                debug!("renewal conflicted; reading the lease");
+                self.read_within(deadline).map_err(Attempt::Failed)?;
+                let stored = self.core.lease().and_then(|l| l.spec.renew_time.as_ref());
+                match self.core.lease() {
+                    // Deleted (a PUT carrying the old uid is a Conflict upstream): the next
+                    // attempt re-creates it.
+                    None => Ok(Renewed::Again),
+                    Some(_) if self.core.we_hold() => {
+                        if stored.is_some_and(|t| self.written.contains(t)) {
+                            // Only metadata changed (labels, annotations): retry at once.
+                            return Ok(Renewed::Again);
+                        }
+                        // Someone else renews under our name: two replicas share an identity
+                        // and each would run CMD. Step down loudly, and leave the lease to
+                        // the other one (releasing it would free it under a running CMD).
+                        self.keep_lease = true;
+                        Err(Attempt::Lost(format!(
+                            "another process renews the lease as {:?}; every replica needs a unique {}",
+                            self.settings().identity,
+                            crate::config::IDENTITY
+                        )))
+                    }
+                    Some(_) => Err(Attempt::Lost(format!(
+                        "the lease was taken by {}",
+                        self.holder_text()
+                    ))),
+                }
+            }
+            Err(kube::Error::NotFound(_)) => {
+                self.observe(None, Instant::now());
+                Ok(Renewed::Again)
+            }
+            Err(e) => Err(Attempt::Failed(e)),
         }
     }
 
     /// The Lease was deleted while we led: create it again as ours. If another replica was
     /// faster, it is theirs and we have lost.
-    fn recreate(&mut self, deadline: Instant) -> Result<(), Recreate> {
+    fn recreate(&mut self, deadline: Instant) -> Result<Renewed, Attempt> {
         warn!("the lease was deleted while we held it; creating it again");
         let sent = Instant::now();
         let Step::Create(body) = self.core.candidate_step(sent, SystemTime::now()) else {
-            return Err(Recreate::Lost("the lease vanished".into()));
+            return Err(Attempt::Lost("the lease vanished".into()));
         };
         let collection = kube::leases_path(&self.settings().namespace);
         match self.client.create::<_, Lease>(&collection, &body, deadline) {
             Ok(lease) => {
-                self.observe(Some(lease), sent);
-                self.renewed(sent);
-                Ok(())
+                self.confirmed(lease, sent);
+                Ok(Renewed::At(sent))
             }
-            Err(kube::Error::AlreadyExists(_)) => Err(Recreate::Lost(
+            Err(kube::Error::AlreadyExists(_)) => Err(Attempt::Lost(
                 "the lease was deleted and re-created by another replica".into(),
             )),
-            Err(e) => Err(Recreate::Failed(e)),
+            Err(e) => Err(Attempt::Failed(e)),
         }
+    }
+
+    /// A write of ours was stored: it is the lease now, and it counts as a renewal.
+    fn confirmed(&mut self, lease: Lease, sent: Instant) {
+        self.written.clear();
+        self.written.extend(lease.spec.renew_time.clone());
+        self.observe(Some(lease), sent);
+        self.renewed(sent);
     }
 
     /// GETs the Lease and folds it in, dated by the *answer*: the record may have been written
@@ -914,6 +940,10 @@ impl Elector {
         loop {
             match self.inbox.recv() {
                 Ok(Inbox::Shutdown) | Err(_) => return,
+                Ok(Inbox::Abandon) => {
+                    self.keep_lease = true;
+                    return;
+                }
                 Ok(_) => {}
             }
         }
@@ -925,11 +955,21 @@ impl Elector {
     pub fn release(&mut self, deadline: Instant) {
         self.snapshot.update(|s| s.leading = false);
         self.renewed_at = None;
+        if self.keep_lease {
+            warn!("not releasing the lease: others take over when it expires");
+            return;
+        }
         for attempt in 0..2 {
             let Some(body) = self.core.release(SystemTime::now()) else {
                 debug!("not releasing: the lease is held by {}", self.holder_text());
                 return;
             };
+            let stored = self.core.lease().and_then(|l| l.spec.renew_time.as_ref());
+            if attempt > 0 && !stored.is_some_and(|t| self.written.contains(t)) {
+                // It names us, but we did not write it: a twin with our identity holds it.
+                warn!("not releasing: the lease was renewed under our name by another process");
+                return;
+            }
             let at = Instant::now();
             match self
                 .client
@@ -957,9 +997,19 @@ impl Elector {
     }
 }
 
-/// Why re-creating a deleted Lease did not work.
-enum Recreate {
+/// A renewal attempt that went through.
+enum Renewed {
+    /// Stored; the request was sent at this instant.
+    At(Instant),
+    /// Nothing stored, but try again at once (metadata-only conflict, Lease deleted).
+    Again,
+}
+
+/// A renewal attempt that did not.
+enum Attempt {
+    /// Leadership is gone.
     Lost(String),
+    /// Try again at the next retry, until the step-down time.
     Failed(kube::Error),
 }
 

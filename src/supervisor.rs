@@ -529,7 +529,14 @@ impl Supervisor {
             SignalTarget::Group => -pid,
         };
         // SAFETY: kill(2) has no memory-safety preconditions.
-        cvt(unsafe { libc::kill(target, sig) }).map(drop)
+        match cvt(unsafe { libc::kill(target, sig) }) {
+            // CMD left the group we made for it (setpgid to another group): signal CMD itself.
+            Err(e) if target < 0 && e.raw_os_error() == Some(libc::ESRCH) => {
+                // SAFETY: as above; `pid` is CMD, known unreaped.
+                cvt(unsafe { libc::kill(pid, sig) }).map(drop)
+            }
+            other => other.map(drop),
+        }
     }
 
     /// Step-down helper: SIGTERM CMD (or its group), wait until `kill_at`, then SIGKILL (the
@@ -582,6 +589,13 @@ impl Supervisor {
                 Event::Nudge => {}
             }
         }
+    }
+
+    /// True when CMD has been reaped and no process it left behind is known to remain (as
+    /// far as `/proc` shows: without a `/proc` of our PID namespace, leftovers are invisible).
+    pub fn nothing_left(&mut self) -> bool {
+        self.reap();
+        self.child.is_none() && own_children(self.pid).is_empty()
     }
 
     /// After CMD has exited: SIGKILL what it left behind and reap it, until nothing is left or

@@ -258,7 +258,7 @@ fn static_binary_runs_in_an_empty_root() {
         panic!("this test needs root (chroot); run the suite as root as CI does");
     }
     let root = temp_dir("chroot");
-    std::fs::copy(&stat, root.join("k8s-await-election")).expect("copy");
+    copy_executable(&stat, &root.join("k8s-await-election"));
     let out = run(Command::new("chroot").args([
         root.to_str().expect("utf-8"),
         "/k8s-await-election",
@@ -312,4 +312,17 @@ fn is_root() -> bool {
                 .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
         })
         .unwrap_or(false)
+}
+
+/// Copies an executable with `cp`: a file this (multi-threaded) test process had open for
+/// writing could leak into a child forked by another test at that moment, and exec'ing it
+/// would then fail with "text file busy".
+fn copy_executable(from: &Path, to: &Path) {
+    let ok = Command::new("cp")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("run cp")
+        .success();
+    assert!(ok, "cp {} {}", from.display(), to.display());
 }

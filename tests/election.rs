@@ -443,3 +443,39 @@ fn default_logging_is_info_one_line_per_event() {
     // A few lines for a whole term, not one per request.
     assert!(log.lines().count() <= 8, "{log}");
 }
+
+#[test]
+fn a_second_replica_with_the_same_identity_makes_the_first_step_down_without_releasing() {
+    let c = Cluster::new("twins");
+    let spin = || {
+        Some(vec![
+            "sh".into(),
+            "-c".into(),
+            "while :; do sleep 0.1; done".into(),
+        ])
+    };
+    let mut first = c.replica("twin", spin(), &[]);
+    first.wait_log("became leader", Duration::from_secs(10));
+    // A misconfigured second replica with the same identity takes the lease at once (as a
+    // restarted pod would); the first one notices at its next renewal.
+    let second = c.replica("twin", spin(), &[]);
+    second.wait_log("became leader", Duration::from_secs(10));
+    let status = first.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(75), "{}", first.log_text());
+    let log = first.log_text();
+    assert!(log.contains("another process renews the lease"), "{log}");
+    assert!(log.contains("not releasing"), "{log}");
+    // The lease stays with the survivor, which keeps renewing it.
+    let renew = |c: &Cluster| {
+        c.lease()
+            .and_then(|l| l.pointer("/spec/renewTime").cloned())
+    };
+    let before = renew(&c);
+    wait_for("the survivor to renew", Duration::from_secs(5), || {
+        (renew(&c) != before).then_some(())
+    });
+    assert_eq!(c.holder().as_deref(), Some("twin"));
+    // Both replicas write the log file named after their identity: exactly one of them lost.
+    let log = second.log_text();
+    assert_eq!(log.matches("lost leadership").count(), 1, "{log}");
+}

@@ -100,8 +100,20 @@ impl ScratchRoot {
             .status()
             .expect("run mknod");
         assert!(made.success(), "mknod {}", null.display());
-        std::fs::copy(bin, dir.join("k8s-await-election")).expect("copy binary");
-        std::fs::copy(BUSYBOX, dir.join("bin/busybox")).expect("copy busybox");
+        // With cp: a file this multi-threaded process had open for writing could leak into a
+        // child another test forks at that moment, and exec'ing it would fail (ETXTBSY).
+        for (from, to) in [
+            (bin, dir.join("k8s-await-election")),
+            (Path::new(BUSYBOX), dir.join("bin/busybox")),
+        ] {
+            let ok = Command::new("cp")
+                .arg(from)
+                .arg(&to)
+                .status()
+                .expect("run cp")
+                .success();
+            assert!(ok, "cp {} {}", from.display(), to.display());
+        }
         for applet in ["sh", "sleep", "cat", "kill"] {
             std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).expect("symlink");
         }

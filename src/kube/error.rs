@@ -276,10 +276,15 @@ pub(crate) fn from_status(
     }
 }
 
-/// Parses a `Retry-After` header given in seconds (what the API server sends). HTTP dates
-/// are not supported and yield `None`.
+/// Longest `Retry-After` we honour: a larger value (or a hostile one that would overflow a
+/// deadline) is cut to this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// Parses a `Retry-After` header given in seconds (what the API server sends), at most
+/// [`MAX_RETRY_AFTER`]. HTTP dates are not supported and yield `None`.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let secs = value.trim().parse::<u64>().ok()?;
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
 }
 
 fn canonical_reason(code: u16) -> &'static str {
@@ -314,6 +319,15 @@ mod tests {
             "message": message, "reason": reason, "code": code
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn huge_retry_after_is_capped() {
+        assert_eq!(
+            parse_retry_after("18446744073709551615"),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
     }
 
     #[test]
