@@ -15,19 +15,9 @@ fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
 
-/// Successful lease writes (PUT/POST answered 2xx) made with `token`, oldest first.
+/// Successful lease writes made with `token`, oldest first.
 fn lease_writes(c: &Cluster, token: &str) -> Vec<Instant> {
-    c.api
-        .requests()
-        .into_iter()
-        .filter(|r| {
-            r.resource == "leases"
-                && r.token.as_deref() == Some(token)
-                && (r.method == "PUT" || r.method == "POST")
-                && (200..300).contains(&r.code)
-        })
-        .map(|r| r.at)
-        .collect()
+    c.lease_writes(token)
 }
 
 #[test]

@@ -85,6 +85,22 @@ while :; do sleep 0.05 9>&-; done
         cmd: Option<Vec<String>>,
         env: &[(&str, &str)],
     ) -> Replica {
+        let log = self.dir.join(format!("{identity}.log"));
+        let stderr = std::fs::File::create(&log).expect("create log");
+        let cmd = cmd.unwrap_or_else(|| self.singleton_cmd());
+        self.spawn_replica(identity, cmd, env, log, stderr)
+    }
+
+    /// Starts the binary for `identity` (its own token and service-account directory) with the
+    /// election environment, `env` on top, and stderr into `stderr` (the file at `log`).
+    fn spawn_replica(
+        &self,
+        identity: &str,
+        cmd: Vec<String>,
+        env: &[(&str, &str)],
+        log: PathBuf,
+        stderr: std::fs::File,
+    ) -> Replica {
         let token = format!("token-{identity}");
         self.api
             .add_token(&token, &format!("system:serviceaccount:{NS}:{identity}"));
@@ -92,8 +108,6 @@ while :; do sleep 0.05 9>&-; done
         self.api
             .write_service_account_dir(&sa, &token, NS)
             .expect("write service account dir");
-        let log = self.dir.join(format!("{identity}.log"));
-        let cmd = cmd.unwrap_or_else(|| self.singleton_cmd());
         let mut c = Command::new(BIN);
         c.args(&cmd)
             .env_clear()
@@ -114,7 +128,7 @@ while :; do sleep 0.05 9>&-; done
             .env("K8S_AWAIT_ELECTION_SERVICEACCOUNT_DIR", &sa)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("create log"));
+            .stderr(stderr);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -380,13 +394,6 @@ done
         cmd: Option<Vec<String>>,
         env: &[(&str, &str)],
     ) -> Replica {
-        let token = format!("token-{identity}");
-        self.api
-            .add_token(&token, &format!("system:serviceaccount:{NS}:{identity}"));
-        let sa = self.dir.join(format!("sa-{identity}"));
-        self.api
-            .write_service_account_dir(&sa, &token, NS)
-            .expect("write service account dir");
         let log = self.dir.join(log_name);
         let stderr = std::fs::OpenOptions::new()
             .create(true)
@@ -394,38 +401,7 @@ done
             .open(&log)
             .expect("open log");
         let cmd = cmd.unwrap_or_else(|| self.chaos_cmd());
-        let mut c = Command::new(BIN);
-        c.args(&cmd)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("RUST_LOG", "debug,ureq=info,ureq_proto=info,rustls=info")
-            .env("T_DIR", &self.dir)
-            .env("T_ID", identity)
-            .env("K8S_AWAIT_ELECTION_ENABLED", "1")
-            .env("K8S_AWAIT_ELECTION_NAME", "test")
-            .env("K8S_AWAIT_ELECTION_LOCK_NAME", LOCK)
-            .env("K8S_AWAIT_ELECTION_LOCK_NAMESPACE", NS)
-            .env("K8S_AWAIT_ELECTION_IDENTITY", identity)
-            .env("K8S_AWAIT_ELECTION_LEASE_DURATION", &self.timings.0)
-            .env("K8S_AWAIT_ELECTION_RENEW_DEADLINE", &self.timings.1)
-            .env("K8S_AWAIT_ELECTION_RETRY_PERIOD", &self.timings.2)
-            .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
-            .env("KUBERNETES_SERVICE_PORT", self.api.port().to_string())
-            .env("K8S_AWAIT_ELECTION_SERVICEACCOUNT_DIR", &sa)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let child = c.spawn().expect("spawn replica");
-        Replica {
-            identity: identity.to_string(),
-            token,
-            log,
-            child,
-            status: None,
-        }
+        self.spawn_replica(identity, cmd, env, log, stderr)
     }
 
     /// Rotates `replica`'s bearer token the way the kubelet does: the server accepts
