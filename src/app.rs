@@ -24,7 +24,7 @@ use crate::election::{self, Campaign, Elector, Inbox, LeaderHooks, Snapshot, Ter
 use crate::kube::{self, Client, InClusterConfig};
 use crate::service::Router;
 use crate::status::StatusServer;
-use crate::supervisor::{self, ChildExit, Event, Supervisor, Waker};
+use crate::supervisor::{self, Event, Supervisor, Waker};
 use crate::timefmt;
 
 /// Exit codes besides CMD's own (which we pass through, or 128+N when signal N killed it).
@@ -339,8 +339,8 @@ fn supervise(
                     }
                 },
                 (Report::Lost(reason), Phase::Leading) => {
-                    step_down(sup, snapshot, cfg, &reason);
-                    phase = shutdown(exit::LOST_LEADERSHIP, cmd_gone(sup));
+                    let gone = step_down(sup, snapshot, cfg, &reason);
+                    phase = shutdown(exit::LOST_LEADERSHIP, gone);
                 }
                 (Report::Fatal(msg), phase) => {
                     error!("{msg}");
@@ -378,8 +378,8 @@ fn supervise(
                     // The elector has not noticed yet (it logs its own reason when it does).
                     warn!("lost leadership: {reason}");
                 }
-                step_down(sup, snapshot, cfg, &reason);
-                phase = shutdown(exit::LOST_LEADERSHIP, cmd_gone(sup));
+                let gone = step_down(sup, snapshot, cfg, &reason);
+                phase = shutdown(exit::LOST_LEADERSHIP, gone);
             }
             Phase::Exiting { code, until } if now >= until => {
                 warn!("the lease was not released in time; others take over when it expires");
@@ -399,13 +399,14 @@ fn renew_valid_until(snapshot: &Snapshot, timings: &config::Timings) -> Option<I
 }
 
 /// SIGTERM CMD, SIGKILL it at `last renewal + renew deadline + grace`, and reap it before
-/// `last renewal + lease duration`: nobody else can hold the lease before then.
+/// `last renewal + lease duration`: nobody else can hold the lease before then. Returns
+/// whether CMD and its leftovers are confirmed gone (see [`cmd_gone`]).
 fn step_down(
     sup: &mut Supervisor,
     snapshot: &Snapshot,
     cfg: &config::Election,
     reason: &str,
-) -> Option<ChildExit> {
+) -> bool {
     let t = cfg.timings;
     let last = snapshot.get().last_renew.unwrap_or_else(Instant::now);
     let kill_at = last + t.renew_deadline + cfg.grace_period;
@@ -414,7 +415,8 @@ fn step_down(
         "stepping down ({reason}): CMD gets {} to exit before SIGKILL",
         config::show(kill_at.saturating_duration_since(Instant::now()))
     );
-    sup.stop_child(kill_at, hard)
+    sup.stop_child(kill_at, hard);
+    cmd_gone(sup)
 }
 
 /// CMD and everything it left behind are gone, so the lease may be released. Otherwise it

@@ -144,6 +144,18 @@ impl Chaos {
     }
 
     /// Whether pod `i` has a running container (recording the exit code of one that ended).
+    /// Every replica still runs (none stepped down or crashed).
+    fn assert_all_alive(&mut self) {
+        for i in 0..self.pods.len() {
+            assert!(
+                self.alive(i),
+                "{} exited\n{}",
+                self.pods[i].identity,
+                self.c.dump()
+            );
+        }
+    }
+
     fn alive(&mut self, i: usize) -> bool {
         let pod = &mut self.pods[i];
         let Some(r) = pod.replica.as_mut() else {
@@ -507,14 +519,7 @@ fn brief_connection_resets_and_refusals_do_not_cost_leadership() {
         "{}",
         ch.c.dump()
     );
-    for i in 0..3 {
-        assert!(
-            ch.alive(i),
-            "{} exited\n{}",
-            ch.pods[i].identity,
-            ch.c.dump()
-        );
-    }
+    ch.assert_all_alive();
     assert_eq!(ch.settle(), leader);
     ch.finish();
 }
@@ -620,14 +625,7 @@ fn token_rotation_mid_lease_keeps_the_leader() {
     assert!(!log.contains("lost leadership"), "{log}");
     assert!(ch.c.cmd_alive(cmd), "the leader's CMD stopped\n{log}");
     assert_eq!(ch.c.starts(), [leader.as_str()], "{}", ch.c.dump());
-    for i in 0..3 {
-        assert!(
-            ch.alive(i),
-            "{} exited\n{}",
-            ch.pods[i].identity,
-            ch.c.dump()
-        );
-    }
+    ch.assert_all_alive();
     assert_eq!(ch.settle(), leader);
     ch.finish();
 }
