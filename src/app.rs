@@ -80,10 +80,10 @@ pub fn main(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> i32 {
         eprint!("k8s-await-election: no command given\n\n{USAGE}");
         return exit::USAGE;
     }
-    init_logging(env);
     let config = match config::from_env(args, env) {
         Ok(c) => c,
         Err(e) => {
+            init_logging(env);
             error!("configuration error: {e}");
             return exit::CONFIG;
         }
@@ -125,16 +125,20 @@ fn init_logging(env: &dyn Fn(&str) -> Option<String>) {
     let _ = builder.try_init();
 }
 
-/// Runs a validated configuration.
+/// Runs a validated configuration. Passthrough does nothing before `execve` (not even set up
+/// logging): it is on the start-up path of every container that uses us with election off.
 pub fn run(config: Config, env: &dyn Fn(&str) -> Option<String>) -> i32 {
     match config.election {
         None => {
-            debug!("election disabled: executing {:?}", config.command[0]);
             let e = supervisor::exec(&config.command);
+            init_logging(env);
             error!("{e}");
             e.exit_code()
         }
-        Some(election) => run_election(config.command, election, env),
+        Some(election) => {
+            init_logging(env);
+            run_election(config.command, election, env)
+        }
     }
 }
 

@@ -1,8 +1,21 @@
 //! `k8s-await-election CMD [ARGS...]`: argv and environment in, exit code out.
 //! Everything else lives in the library; see [`k8s_await_election::app`].
+//!
+//! The program starts at the C `main`, not at Rust's runtime entry (`no_main`). That entry
+//! would, before our first line runs, ignore SIGPIPE (a disposition an exec'd CMD inherits),
+//! put a SIGSEGV handler on an alternate stack and read `/proc/self/maps` to find the stack
+//! guard. Passthrough wants none of it (it only `execve`s CMD), and election mode sets up the
+//! signal state it needs itself (`supervisor::Supervisor::install`). Skipping it also leaves
+//! the runtime's start-up code out of the binary. `std::env::args_os` still works: glibc passes
+//! argv to std's initialiser before `main`.
+#![no_main]
 
-fn main() {
+use std::ffi::{c_char, c_int};
+
+#[no_mangle]
+extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let code = k8s_await_election::app::main(args, &|k| std::env::var(k).ok());
+    // Flushes stdout, then exits; returning would skip nothing but reads less plainly.
     std::process::exit(code);
 }

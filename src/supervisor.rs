@@ -18,8 +18,9 @@
 //! - the synchronous fault signals SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS:
 //!   the kernel raises them for *our* faults; blocking them would turn a crash into a hang, so
 //!   they keep their default action (a `kill -SEGV` from outside kills us, as with tini);
-//! - SIGPIPE: the Rust runtime ignores it so that a broken pipe is an `EPIPE` error; a SIGPIPE
-//!   sent from outside is therefore ignored, not forwarded;
+//! - SIGPIPE: *ignored* (set at install; the binary does not run Rust's start-up code, which
+//!   would do the same), so a closed stderr or a reset connection is an `EPIPE` error, not our
+//!   death; a SIGPIPE sent from outside is therefore ignored, not forwarded;
 //! - SIGTTIN and SIGTTOU: *ignored* in this process, exactly like tini. They are job-control
 //!   signals the terminal driver sends to a background process group touching the tty; in Group
 //!   mode we hand the terminal to CMD's group, after which our own log writes to stderr could
@@ -280,8 +281,8 @@ impl Supervisor {
     /// Must be called on the main thread before any other thread exists: blocks every signal we
     /// handle (all catchable ones except SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP,
     /// SIGSYS, SIGPIPE, SIGTTIN, SIGTTOU), so threads spawned later inherit the mask and only
-    /// the main thread takes them, via `sigtimedwait`. Ignores SIGTTIN/SIGTTOU, sets SIGCHLD to
-    /// `SIG_DFL`, and, unless we are PID 1, becomes a child subreaper.
+    /// the main thread takes them, via `sigtimedwait`. Ignores SIGPIPE, SIGTTIN and SIGTTOU,
+    /// sets SIGCHLD to `SIG_DFL`, and, unless we are PID 1, becomes a child subreaper.
     ///
     /// Fails (`InvalidInput`) when called from a thread other than the main one.
     pub fn install(target: SignalTarget) -> io::Result<Supervisor> {
@@ -312,6 +313,8 @@ impl Supervisor {
         // SIGCHLD must keep SIG_DFL (not SIG_IGN, not SA_NOCLDWAIT) or the kernel auto-reaps
         // CMD. SA_NOCLDSTOP: no SIGCHLD when CMD is merely stopped or continued.
         set_disposition(libc::SIGCHLD, libc::SIG_DFL, libc::SA_NOCLDSTOP)?;
+        // A broken pipe must be an error to handle, never a reason to die.
+        set_disposition(libc::SIGPIPE, libc::SIG_IGN, 0)?;
         // Never be stopped by terminal job control (tini does the same).
         set_disposition(libc::SIGTTIN, libc::SIG_IGN, 0)?;
         set_disposition(libc::SIGTTOU, libc::SIG_IGN, 0)?;
@@ -826,8 +829,8 @@ pub fn exec(argv: &[OsString]) -> SpawnError {
         cmd.pre_exec(move || child_setup(false, 0, rtmax));
     }
     let err = cmd.exec();
-    // Still here: exec failed after our dispositions were reset. Restore Rust's SIGPIPE
-    // handling so reporting the error cannot kill us on a closed pipe.
+    // Still here: exec failed after our dispositions were reset. Ignore SIGPIPE so reporting
+    // the error cannot kill us on a closed pipe.
     let _ = set_disposition(libc::SIGPIPE, libc::SIG_IGN, 0);
     SpawnError::classify(program, err)
 }

@@ -600,6 +600,35 @@ fn stdin_stdout_stderr_and_environment_reach_cmd() {
     );
 }
 
+/// The write end of a pipe whose read end is already closed: every write to it fails (EPIPE).
+fn widowed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    writer
+}
+
+/// Our stderr is a pipe nobody reads any more (a log shipper that died): every log line then
+/// fails with EPIPE. That must not kill the supervisor by SIGPIPE (exit 141, lease kept until
+/// it expires); it carries on, CMD's code comes out and the Lease is released.
+#[test]
+fn a_closed_stderr_does_not_kill_the_supervisor() {
+    let rig = Rig::new("epipe");
+    let argv = rig.argv(Mode::Subreaper, &["sh", "-c", "exit 7"]);
+    let mut cmd = rig.command(&argv);
+    cmd.stderr(widowed_pipe());
+    let run = rig.start(Mode::Subreaper, cmd);
+    assert_eq!(run.wait_exit(), 7, "CMD's exit code, not death by SIGPIPE");
+    let lease = rig
+        .server
+        .get_object("leases", NAMESPACE, &format!("lock-{}", rig.name))
+        .expect("the Lease exists");
+    assert_eq!(
+        lease["spec"]["holderIdentity"].as_str().unwrap_or(""),
+        "",
+        "the Lease is released: {lease}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Passthrough mode (election disabled): exec in place
 
@@ -656,6 +685,19 @@ fn passthrough_execs_cmd_in_place_with_a_clean_state() {
         "nf.out",
     );
     assert_eq!(code, 127);
+
+    // ... also when the error line cannot be written (stderr a pipe nobody reads): 127, not
+    // death by SIGPIPE.
+    let mut child = Command::new(BIN)
+        .arg("k8s-await-election-test-no-such-command")
+        .env_remove("K8S_AWAIT_ELECTION_ENABLED")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(widowed_pipe())
+        .spawn()
+        .expect("start the binary");
+    let status = wait_timeout(&mut child, EXIT).expect("passthrough exits");
+    assert_eq!(exit_code(status), 127);
     let _ = fs::remove_dir_all(&dir);
 }
 
