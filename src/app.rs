@@ -22,6 +22,7 @@ use log::{debug, error, info, warn};
 use crate::config::{self, Config, SignalTarget};
 use crate::election::{self, Campaign, Elector, Inbox, LeaderHooks, Snapshot, Term};
 use crate::kube::{self, Client, InClusterConfig};
+use crate::logsink::{self, LogQueue, QueueWriter};
 use crate::service::Router;
 use crate::status::StatusServer;
 use crate::supervisor::{self, Event, Supervisor, Waker};
@@ -50,6 +51,9 @@ pub mod exit {
     /// CMD was not found.
     pub const NOT_FOUND: i32 = 127;
 }
+
+/// How long the exit waits for queued log lines to reach stderr.
+const LOG_FLUSH_BUDGET: Duration = Duration::from_secs(1);
 
 const USAGE: &str = "\
 usage: k8s-await-election CMD [ARGS...]
@@ -83,7 +87,7 @@ pub fn main(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> i32 {
     let config = match config::from_env(args, env) {
         Ok(c) => c,
         Err(e) => {
-            init_logging(env);
+            init_logging(env, None);
             error!("configuration error: {e}");
             return exit::CONFIG;
         }
@@ -99,9 +103,13 @@ fn print_out(text: &str) -> i32 {
 }
 
 /// One line per event on stderr: `<time> <LEVEL> k8s-await-election: <message>`. `RUST_LOG`
-/// overrides the default level `info`.
-fn init_logging(env: &dyn Fn(&str) -> Option<String>) {
+/// overrides the default level `info`. With `queue`, lines go through it (election mode:
+/// logging must never block, see [`logsink`]); otherwise they are written directly.
+fn init_logging(env: &dyn Fn(&str) -> Option<String>, queue: Option<QueueWriter>) {
     let mut builder = env_logger::Builder::new();
+    if let Some(q) = queue {
+        builder.target(env_logger::Target::Pipe(Box::new(q)));
+    }
     builder.filter_level(log::LevelFilter::Info);
     if let Some(spec) = env("RUST_LOG").filter(|s| !s.is_empty()) {
         builder.parse_filters(&spec);
@@ -131,13 +139,17 @@ pub fn run(config: Config, env: &dyn Fn(&str) -> Option<String>) -> i32 {
     match config.election {
         None => {
             let e = supervisor::exec(&config.command);
-            init_logging(env);
+            init_logging(env, None);
             error!("{e}");
             e.exit_code()
         }
         Some(election) => {
-            init_logging(env);
-            run_election(config.command, election, env)
+            let (writer, mut log_queue) = logsink::queue(std::io::stderr());
+            init_logging(env, Some(writer));
+            let code = run_election(config.command, election, env, &mut log_queue);
+            // The last lines (why we exit) matter; a blocked stderr may not hold us up long.
+            log_queue.flush(Instant::now() + LOG_FLUSH_BUDGET);
+            code
         }
     }
 }
@@ -170,6 +182,7 @@ fn run_election(
     command: Vec<OsString>,
     cfg: config::Election,
     env: &dyn Fn(&str) -> Option<String>,
+    log_queue: &mut LogQueue,
 ) -> i32 {
     // Signals first: every thread started later inherits the blocked mask.
     let target = match cfg.signal_target {
@@ -183,6 +196,11 @@ fn run_election(
             return exit::OS;
         }
     };
+    // Now that signals are blocked (the thread inherits the mask).
+    if let Err(e) = log_queue.start_writer() {
+        eprintln!("k8s-await-election: cannot start the log writer thread: {e}");
+        return exit::INTERNAL;
+    }
     let client = match InClusterConfig::from_env(env).and_then(Client::new) {
         Ok(c) => Arc::new(c),
         Err(e) => {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod election;
 pub mod kube;
 pub mod lease;
+pub mod logsink;
 pub mod service;
 pub mod status;
 pub mod supervisor;

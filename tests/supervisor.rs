@@ -629,6 +629,43 @@ fn a_closed_stderr_does_not_kill_the_supervisor() {
     );
 }
 
+/// Our stderr is a full pipe that nobody reads (a stalled log shipper): every write(2) to it
+/// blocks. Logging must hold up neither the election nor the step-down: CMD still starts, and
+/// when renewals fail CMD is stopped and we exit with 75 (EX_TEMPFAIL) as usual.
+#[test]
+fn a_blocked_stderr_holds_up_neither_the_election_nor_the_step_down() {
+    let rig = Rig::new("blocked-stderr");
+    let started = rig.path("started");
+    let stopped = rig.path("stopped");
+    let script = format!(
+        "trap 'touch {}; exit 0' TERM; touch {}; while :; do sleep 0.05; done",
+        stopped.display(),
+        started.display()
+    );
+    let argv = rig.argv(Mode::Subreaper, &["sh", "-c", &script]);
+    let mut cmd = rig.command(&argv);
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    // Fill the pipe and keep it full: this thread writes until it blocks; nobody reads until
+    // the end of the test (then its write fails and it ends).
+    let mut filler = writer.try_clone().expect("clone the pipe");
+    std::thread::spawn(move || {
+        let chunk = [b'x'; 4096];
+        while filler.write_all(&chunk).is_ok() {}
+    });
+    cmd.stderr(writer);
+    let run = rig.start(Mode::Subreaper, cmd);
+    poll("CMD to start despite the blocked stderr", START, || {
+        started.exists().then_some(())
+    });
+    rig.server.set_fault(Fault::Status {
+        code: 503,
+        retry_after: None,
+    });
+    assert_eq!(run.wait_exit(), 75, "stepped down after failed renewals");
+    assert!(stopped.exists(), "CMD got SIGTERM when we stepped down");
+    drop(reader);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Passthrough mode (election disabled): exec in place
 
