@@ -169,6 +169,16 @@ impl Core {
         Some(o.record_since + self.record_duration(&lease.spec))
     }
 
+    /// The duration of the lease we last saw held (also of one that vanished under its
+    /// holder), if any.
+    pub fn observed_duration(&self) -> Option<Duration> {
+        let o = self.observed.as_ref()?;
+        match &o.lease {
+            Some(lease) => Some(self.record_duration(&lease.spec)),
+            None => o.vanished_holder.as_ref().map(|(_, d)| *d),
+        }
+    }
+
     /// The record's own duration; a missing or non-positive one counts as our configured
     /// duration (the conservative choice: never take a lease earlier than we would expect).
     fn record_duration(&self, spec: &LeaseSpec) -> Duration {
@@ -406,6 +416,8 @@ struct WatchState {
     /// The resourceVersion to resume from.
     resume_from: Option<String>,
     started_at: Option<Instant>,
+    /// When the running watch last told us anything (an event or a bookmark), or started.
+    last_heard: Option<Instant>,
 }
 
 impl Elector {
@@ -579,8 +591,9 @@ impl Elector {
                     }
                 }
                 Step::WaitUntil(expiry) => {
-                    let wake = if self.ensure_watch() {
-                        expiry
+                    let watching = self.ensure_watch();
+                    let wake = if watching {
+                        expiry.min(self.silent_watch_check_at())
                     } else {
                         let poll = now + self.jittered_retry();
                         expiry.min(poll)
@@ -595,7 +608,9 @@ impl Elector {
                         }
                         Ok(msg) => self.handle_watch_message(msg),
                         Err(RecvTimeoutError::Timeout) => {
-                            if wake < expiry {
+                            if wake < expiry && watching {
+                                self.check_silent_watch();
+                            } else if wake < expiry {
                                 // Polling: time for a fresh look.
                                 self.core.invalidate();
                             }
@@ -626,6 +641,7 @@ impl Elector {
         self.watch.generation += 1;
         self.watch.running = true;
         self.watch.started_at = Some(Instant::now());
+        self.watch.last_heard = self.watch.started_at;
         let generation = self.watch.generation;
         let client = Arc::clone(&self.client);
         let tx = self.inbox_tx.clone();
@@ -679,6 +695,46 @@ impl Elector {
         true
     }
 
+    /// When a watch that has said nothing becomes suspect: a third of the observed lease
+    /// duration after it last said anything. A live holder renews more often than that (every
+    /// retry period), so a healthy watch of a held lease is never this quiet for long; a quiet
+    /// one may be a half-open connection (the API server or the path to it went away without a
+    /// FIN) that will never deliver the renewals we would need to see.
+    fn silent_watch_check_at(&self) -> Instant {
+        let duration = self
+            .core
+            .observed_duration()
+            .unwrap_or(self.timings().lease_duration);
+        let heard = self.watch.last_heard.unwrap_or_else(Instant::now);
+        heard + (duration / 3).max(Duration::from_secs(1))
+    }
+
+    /// The watch has been quiet (see [`Self::silent_watch_check_at`]): read the Lease once. If
+    /// it changed without an event, the watch is dead: start a new one (the old thread ends at
+    /// its own deadline; its events are ignored). Unchanged: the holder is just silent, and the
+    /// expiry clock runs on. Without this, a dead watch would let us mistake a live lease for
+    /// an expired one (the take then fails, and the re-read restarts the clock: fail-over up to
+    /// twice the lease duration).
+    fn check_silent_watch(&mut self) {
+        let seen = self
+            .core
+            .lease()
+            .and_then(Lease::resource_version)
+            .map(String::from);
+        match self.read() {
+            Ok(()) => {
+                let now = self.core.lease().and_then(Lease::resource_version);
+                if now != seen.as_deref() {
+                    info!("the lease changed but its watch said nothing: watching it anew");
+                    self.watch.generation += 1;
+                    self.watch.running = false;
+                }
+            }
+            Err(e) => debug!("cannot check on the quiet lease watch: {e}"),
+        }
+        self.watch.last_heard = Some(Instant::now());
+    }
+
     fn handle_watch_message(&mut self, msg: Inbox) {
         match msg {
             // Control messages are taken by `pause` and `campaign` before they get here.
@@ -688,6 +744,7 @@ impl Elector {
                     return;
                 }
                 let at = Instant::now();
+                self.watch.last_heard = Some(at);
                 match *event {
                     WatchEvent::Added(l) | WatchEvent::Modified(l) => self.observe(Some(l), at),
                     WatchEvent::Deleted(l) => {

@@ -469,3 +469,66 @@ fn a_second_replica_with_the_same_identity_makes_the_first_step_down_without_rel
     let log = second.log_text();
     assert_eq!(log.matches("lost leadership").count(), 1, "{log}");
 }
+
+/// A follower's watch goes half-open (no events, no end: the API server or the path to it
+/// went away without closing the connection) while the leader keeps renewing. The follower
+/// must notice the quiet watch and look again rather than mistake the renewals it missed for
+/// an expired lease: it never tries to take the lease, and it watches anew.
+#[test]
+fn a_follower_notices_a_dead_watch_before_the_lease_looks_expired() {
+    let c = Cluster::new("quiet-watch");
+    let _a = c.replica("a", None, &[]);
+    wait_for("a to lead", Duration::from_secs(10), || {
+        (c.starts() == ["a"]).then_some(())
+    });
+    let b = c.replica("b", None, &[]);
+    let watches_by_b = || {
+        c.api
+            .requests()
+            .iter()
+            .filter(|r| r.verb == "watch" && r.code == 200)
+            .filter(|r| r.token.as_deref() == Some("token-b"))
+            .count()
+    };
+    wait_for("b to watch the lease", Duration::from_secs(10), || {
+        (watches_by_b() == 1).then_some(())
+    });
+    c.api.silence_watches();
+    let silenced = Instant::now();
+    wait_for("b to watch anew", Duration::from_secs(10), || {
+        (watches_by_b() >= 2).then_some(())
+    });
+    // Let the leader renew (every second) for three lease durations: b's view of the lease
+    // from before the silence would have expired after one.
+    wait_for(
+        "a to renew for three lease durations",
+        Duration::from_secs(30),
+        || {
+            let renewals = lease_writes(&c, "token-a")
+                .into_iter()
+                .filter(|t| *t > silenced)
+                .count();
+            (renewals >= 12).then_some(())
+        },
+    );
+    let writes_by_b: Vec<String> = c
+        .api
+        .requests()
+        .iter()
+        .filter(|r| r.token.as_deref() == Some("token-b"))
+        .filter(|r| r.verb != "get" && r.verb != "watch")
+        .map(|r| format!("{} {} -> {}", r.verb, r.path, r.code))
+        .collect();
+    assert!(
+        writes_by_b.is_empty(),
+        "b tried to take a live lease: {writes_by_b:?}\n{}",
+        c.dump()
+    );
+    assert!(
+        b.log_text().contains("its watch said nothing"),
+        "{}",
+        b.log_text()
+    );
+    assert_eq!(c.holder().as_deref(), Some("a"));
+    c.assert_no_overlap();
+}

@@ -306,6 +306,13 @@ impl ApiServer {
         self.shared.lock().store.end_watches(false);
     }
 
+    /// Makes every open watch stream go quiet for good while its connection stays open, like
+    /// a connection left half-open by a partition or a crashed apiserver: no more events, no
+    /// bookmarks, no end at `timeoutSeconds`. Watches started afterwards work normally.
+    pub fn silence_watches(&self) {
+        self.shared.lock().store.silence_watches();
+    }
+
     /// How often watches with `allowWatchBookmarks=true` get a BOOKMARK (default 60 s).
     /// Applies to watches started afterwards.
     pub fn set_bookmark_interval(&self, d: Duration) {

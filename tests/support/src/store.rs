@@ -58,6 +58,9 @@ pub enum WatchMsg {
     End {
         abrupt: bool,
     },
+    /// Go quiet for good: send nothing more, not even the end of the stream, but keep the
+    /// connection open until the server is dropped or `end_watches` (a half-open connection).
+    Silence,
 }
 
 pub struct Store {
@@ -224,6 +227,12 @@ impl Store {
 
     pub fn add_watcher(&mut self, tx: Sender<WatchMsg>) {
         self.watchers.push(tx);
+    }
+
+    /// Silences every open watch stream (see [`WatchMsg::Silence`]). They stay registered,
+    /// so `end_watches` still drops their connections.
+    pub fn silence_watches(&mut self) {
+        self.watchers.retain(|w| w.send(WatchMsg::Silence).is_ok());
     }
 
     /// Ends every open watch stream.

@@ -3,7 +3,9 @@
 //! given resourceVersion (410 ERROR event if compacted, 504 if it is in the future), then
 //! follows live changes filtered by label/field selectors (with ADDED/DELETED on selector
 //! transitions), sends BOOKMARKs if asked, and ends at `timeoutSeconds`, on
-//! `finish_watches` (cleanly) or on `end_watches`/drop (connection dropped).
+//! `finish_watches` (cleanly) or on `end_watches`/drop (connection dropped). After
+//! `silence_watches` a stream says nothing more and never ends by itself (a half-open
+//! connection).
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -205,6 +207,7 @@ pub fn serve(
             Ok(WatchMsg::End { abrupt: false }) => {
                 return end(http::finish_chunked(tls).is_ok(), keep_alive)
             }
+            Ok(WatchMsg::Silence) => return hold_silently(shared, &rx),
             Err(RecvTimeoutError::Timeout) => {
                 if plan.bookmarks && Instant::now() >= next_bookmark {
                     // Drain under the lock so the bookmark rv covers everything sent.
@@ -224,6 +227,7 @@ pub fn serve(
                             WatchMsg::End { abrupt: false } => {
                                 return end(http::finish_chunked(tls).is_ok(), keep_alive)
                             }
+                            WatchMsg::Silence => return hold_silently(shared, &rx),
                         }
                     }
                     if http::write_chunk(tls, &bookmark(plan.kind, rv)).is_err() {
@@ -234,6 +238,18 @@ pub fn serve(
             }
         }
     }
+}
+
+/// A silenced stream: write nothing more, ever, and keep the connection until the stream is
+/// ended (then dropped, never finished) or the server shuts down.
+fn hold_silently(shared: &Shared, rx: &mpsc::Receiver<WatchMsg>) -> Outcome {
+    while !shared.is_shutdown() {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(WatchMsg::End { .. }) | Err(RecvTimeoutError::Disconnected) => break,
+            Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+        }
+    }
+    Outcome::Abort
 }
 
 fn write_event(tls: &mut Tls, plan: &WatchPlan, ev: &Arc<Event>) -> bool {

@@ -290,6 +290,42 @@ fn end_watches_drops_streams_and_finish_watches_ends_them() {
 }
 
 #[test]
+fn silenced_watches_say_nothing_more_and_never_end_but_new_ones_work() {
+    let srv = server();
+    let mut w = Client::connect(&srv);
+    w.set_timeout(Duration::from_millis(1500));
+    // A one-second watch: a live stream would end cleanly after it.
+    w.watch(&watch_url("timeoutSeconds=1"), TOKEN);
+    wait_for(5, "watch registered", || {
+        srv.requests()
+            .iter()
+            .any(|r| r.verb == "watch")
+            .then_some(())
+    });
+    srv.silence_watches();
+    srv.put_object("leases", NS, lease("quiet", "a"));
+    let e = w
+        .next_event()
+        .expect_err("neither an event nor the end of the stream");
+    assert!(
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{e:?}"
+    );
+
+    let mut fresh = Client::connect(&srv);
+    fresh.watch(&watch_url("timeoutSeconds=5"), TOKEN);
+    let ev = fresh
+        .next_event()
+        .unwrap()
+        .expect("the new watch starts with the object");
+    assert_eq!(ev["type"], "ADDED");
+    assert_eq!(ev["object"]["metadata"]["name"], "quiet");
+}
+
+#[test]
 fn bad_watch_parameters_are_400() {
     let srv = server();
     assert_eq!(
