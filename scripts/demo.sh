@@ -284,3 +284,4 @@ info "crash fail-over:     $failover ms after SIGKILL, $failover_renew ms after 
 info "leader now:          $leader3; $single"
 info "API requests:        $n_requests in total from 3 replicas"
 say "done: stopping the replicas and the API server"
+[[ -z $overlaps ]] || die "two CMDs ran at once: the safety guarantee failed"
