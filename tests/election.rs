@@ -102,10 +102,7 @@ fn exactly_one_leader_among_five_and_clean_handover_on_sigterm() {
 #[test]
 fn sigkilled_leader_is_replaced_after_the_lease_duration_and_not_before() {
     let c = Cluster::new("crash");
-    let mut a = c.replica("a", None, &[]);
-    wait_for("a to lead", Duration::from_secs(10), || {
-        (c.starts() == ["a"]).then_some(())
-    });
+    let mut a = c.first_leader("a");
     let mut b = c.replica("b", None, &[]);
     // b has seen the lease once it watches it.
     wait_for("b to follow", Duration::from_secs(10), || {
@@ -349,10 +346,7 @@ fn the_token_never_reaches_the_log_even_at_trace_level() {
 #[test]
 fn a_lease_deleted_under_the_leader_is_recreated_by_it_not_by_a_follower() {
     let c = Cluster::new("deleted");
-    let a = c.replica("a", None, &[]);
-    wait_for("a to lead", Duration::from_secs(10), || {
-        (c.starts() == ["a"]).then_some(())
-    });
+    let a = c.first_leader("a");
     let b = c.replica("b", None, &[]);
     b.wait_log("new leader: a", Duration::from_secs(10));
     assert!(c.api.delete_object("leases", NS, LOCK));
@@ -376,10 +370,7 @@ fn a_lease_deleted_under_the_leader_is_recreated_by_it_not_by_a_follower() {
 #[test]
 fn a_follower_waits_out_a_deleted_lease_whose_holder_may_still_run() {
     let c = Cluster::new("deleted-stuck");
-    let mut a = c.replica("a", None, &[]);
-    wait_for("a to lead", Duration::from_secs(10), || {
-        (c.starts() == ["a"]).then_some(())
-    });
+    let mut a = c.first_leader("a");
     let b = c.replica("b", None, &[]);
     b.wait_log("new leader: a", Duration::from_secs(10));
     // a cannot re-create the Lease, so it must step down; b must not start before a's lease
@@ -477,10 +468,7 @@ fn a_second_replica_with_the_same_identity_makes_the_first_step_down_without_rel
 #[test]
 fn a_follower_notices_a_dead_watch_before_the_lease_looks_expired() {
     let c = Cluster::new("quiet-watch");
-    let _a = c.replica("a", None, &[]);
-    wait_for("a to lead", Duration::from_secs(10), || {
-        (c.starts() == ["a"]).then_some(())
-    });
+    let _a = c.first_leader("a");
     let b = c.replica("b", None, &[]);
     let watches_by_b = || {
         c.api

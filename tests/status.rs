@@ -65,10 +65,7 @@ fn metric(port: u16, name: &str) -> Option<f64> {
 #[test]
 fn status_and_metrics_follow_leadership_and_survive_a_hanging_api() {
     let c = Cluster::new("status");
-    let mut a = c.replica("a", None, &[]);
-    wait_for("a to lead", Duration::from_secs(10), || {
-        (c.starts() == ["a"]).then_some(())
-    });
+    let mut a = c.first_leader("a");
     let port = free_port();
     let endpoint = format!("127.0.0.1:{port}");
     let mut b = c.replica(

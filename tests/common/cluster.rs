@@ -91,6 +91,18 @@ while :; do sleep 0.05 9>&-; done
         self.spawn_replica(identity, cmd, env, log, stderr)
     }
 
+    /// Starts the first replica, `identity` (default CMD and environment), and waits until it
+    /// leads (its CMD runs).
+    pub fn first_leader(&self, identity: &str) -> Replica {
+        let r = self.replica(identity, None, &[]);
+        wait_for(
+            &format!("{identity} to lead"),
+            Duration::from_secs(10),
+            || (self.starts() == [identity]).then_some(()),
+        );
+        r
+    }
+
     /// Starts the binary for `identity` (its own token and service-account directory) with the
     /// election environment, `env` on top, and stderr into `stderr` (the file at `log`).
     fn spawn_replica(
