@@ -3,10 +3,11 @@
 # "Reliability"). Each run starts a test API server and three replicas with service routing,
 # throws a random sequence of faults at them for a few seconds (API outages with 5xx, 429 storms
 # with Retry-After, connection resets and refusals, hung requests, latency, partitions of one
-# replica, token rotation, SIGKILL, SIGTERM, CMD crashes, CMDs that ignore SIGTERM, dropped and
-# compacted watches), then checks that no two CMDs ever ran at once and that exactly one leader
-# runs CMD and owns the Service afterwards. The runs are the ignored test
-# `tests/chaos.rs::random_schedule`; this script only picks the parameters and sums up.
+# replica, token rotation, SIGKILL, SIGTERM, CMD crashes, CMDs that ignore SIGTERM, dropped,
+# compacted and silenced (half-open) watches), then checks that no two CMDs ever ran at once
+# and that exactly one leader runs CMD and owns the Service afterwards. The runs are the
+# ignored test `tests/chaos.rs::random_schedule`; this script only picks the parameters and
+# sums up.
 #
 # usage: scripts/chaos.sh [--runs N] [--seed S] [--seconds N] [--jobs N] [--soak] [--release]
 #   --runs N     number of runs (default 12: about two minutes)

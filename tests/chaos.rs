@@ -1101,6 +1101,10 @@ fn schedule(
                 ch.c.api.compact();
                 ch.c.api.end_watches();
             }
+            88..=91 => {
+                note(actions, "silence watches (half-open)".into());
+                ch.c.api.silence_watches();
+            }
             _ => {}
         }
         std::thread::sleep(rng.ms(100, 1200));
