@@ -114,6 +114,16 @@ impl LogQueue {
             while let Ok(message) = lines.try_recv() {
                 write_message(out, message);
             }
+            // The marker a writer thread would get: reports lines dropped after the last one.
+            let (ack, _) = mpsc::channel();
+            let dropped_before = self.dropped.swap(0, Ordering::Relaxed);
+            write_message(
+                out,
+                Message::Flush {
+                    dropped_before,
+                    ack,
+                },
+            );
             return out.flush().is_ok();
         }
         let (ack, acked) = mpsc::channel();
@@ -266,5 +276,13 @@ mod tests {
         w.write_all(b"later\n").unwrap();
         assert!(q.flush(Instant::now()));
         assert_eq!(out.text(), "early\nlater\n");
+        // More than fit: the rest are counted, and the count is reported at the end.
+        for _ in 0..CAPACITY + 5 {
+            w.write_all(b"x\n").unwrap();
+        }
+        assert!(q.flush(Instant::now()));
+        let text = out.text();
+        assert_eq!(text.matches("x\n").count(), CAPACITY, "{text}");
+        assert!(text.ends_with("5 log line(s) dropped here: stderr was not being read\n"));
     }
 }
