@@ -4,6 +4,7 @@ mod common;
 use common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
+use test_apiserver::ApiServer;
 
 fn watch_url(q: &str) -> String {
     format!("{LEASES}?watch=1&{q}")
@@ -266,25 +267,25 @@ fn bookmarks_when_allowed() {
     assert!(w.next_event().unwrap().is_none());
 }
 
+/// Waits until the server has logged `n` watch requests (the streams are registered).
+fn wait_for_watches(srv: &ApiServer, n: usize) {
+    wait_for(5, &format!("{n} watch(es) registered"), || {
+        (srv.requests().iter().filter(|r| r.verb == "watch").count() == n).then_some(())
+    });
+}
+
 #[test]
 fn end_watches_drops_streams_and_finish_watches_ends_them() {
     let srv = server();
     let mut w = Client::connect(&srv);
     w.watch(&watch_url(""), TOKEN);
-    wait_for(5, "watch registered", || {
-        srv.requests()
-            .iter()
-            .any(|r| r.verb == "watch")
-            .then_some(())
-    });
+    wait_for_watches(&srv, 1);
     srv.end_watches();
     assert!(w.next_event().is_err(), "connection dropped mid-stream");
 
     let mut w = Client::connect(&srv);
     w.watch(&watch_url(""), TOKEN);
-    wait_for(5, "second watch", || {
-        (srv.requests().iter().filter(|r| r.verb == "watch").count() == 2).then_some(())
-    });
+    wait_for_watches(&srv, 2);
     srv.finish_watches();
     assert!(w.next_event().unwrap().is_none(), "clean end of stream");
 }
@@ -296,12 +297,7 @@ fn silenced_watches_say_nothing_more_and_never_end_but_new_ones_work() {
     w.set_timeout(Duration::from_millis(1500));
     // A one-second watch: a live stream would end cleanly after it.
     w.watch(&watch_url("timeoutSeconds=1"), TOKEN);
-    wait_for(5, "watch registered", || {
-        srv.requests()
-            .iter()
-            .any(|r| r.verb == "watch")
-            .then_some(())
-    });
+    wait_for_watches(&srv, 1);
     srv.silence_watches();
     srv.put_object("leases", NS, lease("quiet", "a"));
     let e = w
