@@ -68,6 +68,7 @@ environment variables; see the README for the full list and the exit codes.
 
 /// The whole program: arguments (without argv\[0\]) and an environment lookup in, exit code out.
 pub fn main(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> i32 {
+    supervisor::init_process();
     if args.len() == 1 {
         match args[0].to_str() {
             Some("--help" | "-h") => return print_out(USAGE),
@@ -81,7 +82,11 @@ pub fn main(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> i32 {
         }
     }
     if args.is_empty() {
-        eprint!("k8s-await-election: no command given\n\n{USAGE}");
+        // Not eprint!, which panics when stderr is closed: the exit code must stay 64.
+        let _ = write!(
+            std::io::stderr(),
+            "k8s-await-election: no command given\n\n{USAGE}"
+        );
         return exit::USAGE;
     }
     let config = match config::from_env(args, env) {
@@ -198,7 +203,10 @@ fn run_election(
     };
     // Now that signals are blocked (the thread inherits the mask).
     if let Err(e) = log_queue.start_writer() {
-        eprintln!("k8s-await-election: cannot start the log writer thread: {e}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "k8s-await-election: cannot start the log writer thread: {e}"
+        );
         return exit::INTERNAL;
     }
     let client = match InClusterConfig::from_env(env).and_then(Client::new) {

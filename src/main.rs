@@ -2,12 +2,12 @@
 //! Everything else lives in the library; see [`k8s_await_election::app`].
 //!
 //! The program starts at the C `main`, not at Rust's runtime entry (`no_main`). That entry
-//! would, before our first line runs, ignore SIGPIPE (a disposition an exec'd CMD inherits),
-//! put a SIGSEGV handler on an alternate stack and read `/proc/self/maps` to find the stack
-//! guard. Passthrough wants none of it (it only `execve`s CMD), and election mode sets up the
-//! signal state it needs itself (`supervisor::Supervisor::install`). Skipping it also leaves
-//! the runtime's start-up code out of the binary. `std::env::args_os` still works: glibc passes
-//! argv to std's initialiser before `main`.
+//! would, before our first line runs, put a SIGSEGV handler on an alternate stack and read
+//! `/proc/self/maps` to find the stack guard (the price: a stack overflow is a plain SIGSEGV,
+//! without Rust's message). Leaving it out also leaves its code out of the binary. The two
+//! things of it we do need, open descriptors 0–2 and an ignored SIGPIPE, are the first thing
+//! `app::main` does (`supervisor::init_process`). `std::env::args_os` still works: glibc
+//! passes argv to std's initialiser before `main`.
 #![no_main]
 
 use std::ffi::{c_char, c_int};

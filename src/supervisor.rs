@@ -18,9 +18,9 @@
 //! - the synchronous fault signals SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS:
 //!   the kernel raises them for *our* faults; blocking them would turn a crash into a hang, so
 //!   they keep their default action (a `kill -SEGV` from outside kills us, as with tini);
-//! - SIGPIPE: *ignored* (set at install; the binary does not run Rust's start-up code, which
-//!   would do the same), so a closed stderr or a reset connection is an `EPIPE` error, not our
-//!   death; a SIGPIPE sent from outside is therefore ignored, not forwarded;
+//! - SIGPIPE: *ignored* (by [`init_process`] at start-up, and again at install), so a closed
+//!   stderr or a reset connection is an `EPIPE` error, not our death; a SIGPIPE sent from
+//!   outside is therefore ignored, not forwarded;
 //! - SIGTTIN and SIGTTOU: *ignored* in this process, exactly like tini. They are job-control
 //!   signals the terminal driver sends to a background process group touching the tty; in Group
 //!   mode we hand the terminal to CMD's group, after which our own log writes to stderr could
@@ -833,6 +833,32 @@ pub fn exec(argv: &[OsString]) -> SpawnError {
     // the error cannot kill us on a closed pipe.
     let _ = set_disposition(libc::SIGPIPE, libc::SIG_IGN, 0);
     SpawnError::classify(program, err)
+}
+
+/// What Rust's runtime start-up would do and the binary skips (it starts at the C `main`),
+/// first thing in the process:
+/// - file descriptors 0, 1 and 2 open: a closed one is opened on `/dev/null`. Otherwise the
+///   first file or socket we open would take its number, and log lines meant for stderr
+///   would go into, say, the API connection. Best effort: without `/dev/null` it stays closed.
+/// - SIGPIPE ignored, so a closed stdout or stderr is an `EPIPE` error, not our death (CMD
+///   gets it back at its default action: every disposition is reset before exec).
+pub fn init_process() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD only asks whether `fd` is open; it touches nothing.
+        let closed = unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1
+            && io::Error::last_os_error().raw_os_error() == Some(libc::EBADF);
+        if closed {
+            // SAFETY: a valid NUL-terminated path. open(2) returns the lowest free descriptor,
+            // which is `fd`: the ones below it are open (we went in order).
+            let got = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+            if got > fd {
+                // Cannot happen (see above); never leak a descriptor into CMD.
+                // SAFETY: `got` is a descriptor we just opened and own.
+                unsafe { libc::close(got) };
+            }
+        }
+    }
+    let _ = set_disposition(libc::SIGPIPE, libc::SIG_IGN, 0);
 }
 
 /// True when this process is PID 1 (of its PID namespace).

@@ -242,6 +242,37 @@ fn help_and_version_only_as_the_sole_argument() {
     assert_eq!(out.status.code(), Some(127), "--version is CMD here");
 }
 
+/// The write end of a pipe whose read end is already closed: every write to it fails (EPIPE).
+fn widowed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    writer
+}
+
+/// stdout and stderr may be pipes nobody reads any more (a log collector that went away): the
+/// answers are lost, the exit codes are not (no death by SIGPIPE, no panic on a failed write).
+#[test]
+fn closed_output_pipes_change_no_exit_code() {
+    let cases: &[(&[&str], &[(&str, &str)], i32)] = &[
+        (&["--version"], &[], 0),
+        (&["--help"], &[], 0),
+        (&[], &[], 64),
+        (&["true"], &[("K8S_AWAIT_ELECTION_ENABLED", "1")], 78),
+        (&["k8s-await-election-test-no-such-command"], &[], 127),
+    ];
+    for (args, env, code) in cases {
+        let status = bin()
+            .args(*args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(widowed_pipe())
+            .stderr(widowed_pipe())
+            .status()
+            .expect("run binary");
+        assert_eq!(status.code(), Some(*code), "{args:?} {env:?}: {status:?}");
+    }
+}
+
 #[test]
 fn no_command_is_a_usage_error() {
     let out = run(&mut bin());

@@ -629,6 +629,32 @@ fn a_closed_stderr_does_not_kill_the_supervisor() {
     );
 }
 
+/// Started with descriptor 2 not open at all (`2>&-`): the first socket we open must not
+/// become "stderr", or log lines would go into the API connection and break it. We open
+/// /dev/null there first; the election works, CMD's code comes out, the Lease is released.
+#[test]
+fn a_closed_stderr_descriptor_does_not_swallow_the_api_connection() {
+    let rig = Rig::new("fd2-closed");
+    let mut argv: Vec<String> = ["sh", "-c", "exec \"$@\" 2>&-", "sh"]
+        .map(String::from)
+        .to_vec();
+    argv.extend(rig.argv(Mode::Subreaper, &["sh", "-c", "exit 7"]));
+    let mut cmd = rig.command(&argv);
+    // Plenty of log lines while requests are in flight (every request is logged).
+    cmd.env("RUST_LOG", "debug");
+    let run = rig.start(Mode::Subreaper, cmd);
+    assert_eq!(run.wait_exit(), 7, "CMD ran and its exit code came out");
+    let lease = rig
+        .server
+        .get_object("leases", NAMESPACE, &format!("lock-{}", rig.name))
+        .expect("the Lease exists");
+    assert_eq!(
+        lease["spec"]["holderIdentity"].as_str().unwrap_or(""),
+        "",
+        "the Lease is released: {lease}"
+    );
+}
+
 /// Our stderr is a full pipe that nobody reads (a stalled log shipper): every write(2) to it
 /// blocks. Logging must hold up neither the election nor the step-down: CMD still starts, and
 /// when renewals fail CMD is stopped and we exit with 75 (EX_TEMPFAIL) as usual.
