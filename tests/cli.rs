@@ -253,7 +253,13 @@ fn widowed_pipe() -> std::io::PipeWriter {
 /// answers are lost, the exit codes are not (no death by SIGPIPE, no panic on a failed write).
 #[test]
 fn closed_output_pipes_change_no_exit_code() {
-    let cases: &[(&[&str], &[(&str, &str)], i32)] = &[
+    /// Arguments, environment, expected exit code.
+    type Case = (
+        &'static [&'static str],
+        &'static [(&'static str, &'static str)],
+        i32,
+    );
+    let cases: &[Case] = &[
         (&["--version"], &[], 0),
         (&["--help"], &[], 0),
         (&[], &[], 64),
