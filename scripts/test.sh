@@ -14,11 +14,13 @@ if ! dpkg -s busybox-static >/dev/null 2>&1 && ((EUID == 0)) && command -v apt-g
     { apt-get update -qq >/dev/null && apt-get install -y -qq busybox-static >/dev/null; }
 fi
 scripts/build-static.sh >/dev/null
-# The output is also kept to add up every test binary's result line at the end.
+# The output is also kept to add up every test binary's result line at the end ("skipped":
+# #[ignore]d tests, the long chaos runs of scripts/chaos.sh). --no-fail-fast: every test
+# binary runs, so the total is complete even when one fails.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-REQUIRE_STATIC=1 cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+REQUIRE_STATIC=1 cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { p += $4; f += $6; i += $8 }
   END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
 exit "$status"

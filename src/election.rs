@@ -418,6 +418,10 @@ struct WatchState {
     started_at: Option<Instant>,
     /// When the running watch last told us anything (an event or a bookmark), or started.
     last_heard: Option<Instant>,
+    /// When a watch last brought a changed Lease, and the gap before that one: the holder's
+    /// renewal rhythm as we see it.
+    last_change: Option<Instant>,
+    change_gap: Option<Duration>,
 }
 
 impl Elector {
@@ -534,7 +538,7 @@ impl Elector {
             let now = Instant::now();
             match self.core.candidate_step(now, SystemTime::now()) {
                 Step::Read => {
-                    if let Err(e) = self.read() {
+                    if let Err(e) = self.read_checking_watch() {
                         if let kube::Error::Forbidden(_) = e {
                             return Campaign::Fatal(e);
                         }
@@ -695,44 +699,50 @@ impl Elector {
         true
     }
 
-    /// When a watch that has said nothing becomes suspect: a third of the observed lease
-    /// duration after it last said anything. A live holder renews more often than that (every
-    /// retry period), so a healthy watch of a held lease is never this quiet for long; a quiet
-    /// one may be a half-open connection (the API server or the path to it went away without a
-    /// FIN) that will never deliver the renewals we would need to see.
+    /// When a watch that has said nothing becomes suspect: after twice the holder's renewal
+    /// rhythm as we saw it, and at least a third of the lease duration. A live holder renews
+    /// in that rhythm, so a healthy watch of a held lease is never this quiet for long; a quiet
+    /// one may be a half-open connection (the API server or the path to it went away without
+    /// a FIN) that will never deliver the renewals we would need to see. Past the expiry the
+    /// check is moot: the take that follows fails if the lease lives, and its re-read checks
+    /// the watch ([`Self::read_checking_watch`]).
     fn silent_watch_check_at(&self) -> Instant {
         let duration = self
             .core
             .observed_duration()
             .unwrap_or(self.timings().lease_duration);
+        let rhythm = self.watch.change_gap.unwrap_or_default() * 2;
         let heard = self.watch.last_heard.unwrap_or_else(Instant::now);
-        heard + (duration / 3).max(Duration::from_secs(1))
+        heard + (duration / 3).max(rhythm).max(Duration::from_secs(1))
     }
 
-    /// The watch has been quiet (see [`Self::silent_watch_check_at`]): read the Lease once. If
-    /// it changed without an event, the watch is dead: start a new one (the old thread ends at
-    /// its own deadline; its events are ignored). Unchanged: the holder is just silent, and the
-    /// expiry clock runs on. Without this, a dead watch would let us mistake a live lease for
-    /// an expired one (the take then fails, and the re-read restarts the clock: fail-over up to
-    /// twice the lease duration).
+    /// The watch has been quiet (see [`Self::silent_watch_check_at`]): read the Lease once.
+    /// Unchanged: the holder is just silent, and the expiry clock runs on.
     fn check_silent_watch(&mut self) {
+        if let Err(e) = self.read_checking_watch() {
+            debug!("cannot check on the quiet lease watch: {e}");
+        }
+        self.watch.last_heard = Some(Instant::now());
+    }
+
+    /// Reads the Lease. If a watch runs but never brought what the read shows, the watch is
+    /// dead: start a new one (the old thread ends at its own deadline; its events are
+    /// ignored). Without this, a dead watch lets us mistake a live lease for an expired one,
+    /// fail to take it, and stay blind until the watch times out.
+    fn read_checking_watch(&mut self) -> Result<(), kube::Error> {
         let seen = self
             .core
             .lease()
             .and_then(Lease::resource_version)
             .map(String::from);
-        match self.read() {
-            Ok(()) => {
-                let now = self.core.lease().and_then(Lease::resource_version);
-                if now != seen.as_deref() {
-                    info!("the lease changed but its watch said nothing: watching it anew");
-                    self.watch.generation += 1;
-                    self.watch.running = false;
-                }
-            }
-            Err(e) => debug!("cannot check on the quiet lease watch: {e}"),
+        self.read()?;
+        let now = self.core.lease().and_then(Lease::resource_version);
+        if self.watch.running && now != seen.as_deref() {
+            info!("the lease changed but its watch said nothing: watching it anew");
+            self.watch.generation += 1;
+            self.watch.running = false;
         }
-        self.watch.last_heard = Some(Instant::now());
+        Ok(())
     }
 
     fn handle_watch_message(&mut self, msg: Inbox) {
@@ -746,7 +756,12 @@ impl Elector {
                 let at = Instant::now();
                 self.watch.last_heard = Some(at);
                 match *event {
-                    WatchEvent::Added(l) | WatchEvent::Modified(l) => self.observe(Some(l), at),
+                    WatchEvent::Added(l) | WatchEvent::Modified(l) => {
+                        if let Some(before) = self.watch.last_change.replace(at) {
+                            self.watch.change_gap = Some(at.saturating_duration_since(before));
+                        }
+                        self.observe(Some(l), at)
+                    }
                     WatchEvent::Deleted(l) => {
                         if let Some(rv) = l.resource_version() {
                             self.watch.resume_from = Some(rv.to_string());

@@ -655,6 +655,32 @@ fn a_closed_stderr_descriptor_does_not_swallow_the_api_connection() {
     );
 }
 
+/// Fills the pipe behind `writer` until a write would block: from then on, with nobody
+/// reading, every write to it blocks.
+fn fill_pipe(writer: &std::io::PipeWriter) {
+    use std::os::fd::AsRawFd;
+    let fd = writer.as_raw_fd();
+    // SAFETY: F_GETFL/F_SETFL on a descriptor we own; only O_NONBLOCK changes, and it is
+    // restored below (the binary must get a blocking pipe).
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    assert!(flags >= 0, "F_GETFL");
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) },
+        0
+    );
+    let chunk = [b'x'; 4096];
+    loop {
+        match (&*writer).write(&chunk) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("filling the pipe: {e}"),
+        }
+    }
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) }, 0);
+}
+
 /// Our stderr is a full pipe that nobody reads (a stalled log shipper): every write(2) to it
 /// blocks. Logging must hold up neither the election nor the step-down: CMD still starts, and
 /// when renewals fail CMD is stopped and we exit with 75 (EX_TEMPFAIL) as usual.
@@ -671,13 +697,7 @@ fn a_blocked_stderr_holds_up_neither_the_election_nor_the_step_down() {
     let argv = rig.argv(Mode::Subreaper, &["sh", "-c", &script]);
     let mut cmd = rig.command(&argv);
     let (reader, writer) = std::io::pipe().expect("pipe");
-    // Fill the pipe and keep it full: this thread writes until it blocks; nobody reads until
-    // the end of the test (then its write fails and it ends).
-    let mut filler = writer.try_clone().expect("clone the pipe");
-    std::thread::spawn(move || {
-        let chunk = [b'x'; 4096];
-        while filler.write_all(&chunk).is_ok() {}
-    });
+    fill_pipe(&writer);
     cmd.stderr(writer);
     let run = rig.start(Mode::Subreaper, cmd);
     poll("CMD to start despite the blocked stderr", START, || {
