@@ -2,11 +2,16 @@
 //! the configuration exit code, no API connection and no CMD; passthrough execs CMD in place;
 //! `--help`/`--version` only as the sole argument.
 
+#[path = "common/procs.rs"]
+mod procs;
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+use procs::widowed_pipe;
 
 const BIN: &str = env!("CARGO_BIN_EXE_k8s-await-election");
 
@@ -240,13 +245,6 @@ fn help_and_version_only_as_the_sole_argument() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "--help\n");
     let out = run(bin().args(["--version", "x"]));
     assert_eq!(out.status.code(), Some(127), "--version is CMD here");
-}
-
-/// The write end of a pipe whose read end is already closed: every write to it fails (EPIPE).
-fn widowed_pipe() -> std::io::PipeWriter {
-    let (reader, writer) = std::io::pipe().expect("pipe");
-    drop(reader);
-    writer
 }
 
 /// stdout and stderr may be pipes nobody reads any more (a log collector that went away): the

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use procs::{children, exit_code, poll, send_signal, status_field, wait_timeout};
+use procs::{children, exit_code, poll, send_signal, status_field, wait_timeout, widowed_pipe};
 use test_apiserver::{ApiServer, Fault};
 
 const BIN: &str = env!("CARGO_BIN_EXE_k8s-await-election");
@@ -156,6 +156,19 @@ impl Rig {
 
     fn stderr(&self) -> String {
         fs::read_to_string(self.path("stderr")).unwrap_or_default()
+    }
+
+    /// The Lease exists and names no holder.
+    fn assert_lease_released(&self) {
+        let lease = self
+            .server
+            .get_object("leases", NAMESPACE, &format!("lock-{}", self.name))
+            .expect("the Lease exists");
+        assert_eq!(
+            lease["spec"]["holderIdentity"].as_str().unwrap_or(""),
+            "",
+            "the Lease is released: {lease}"
+        );
     }
 
     fn read(&self, file: &str) -> String {
@@ -600,13 +613,6 @@ fn stdin_stdout_stderr_and_environment_reach_cmd() {
     );
 }
 
-/// The write end of a pipe whose read end is already closed: every write to it fails (EPIPE).
-fn widowed_pipe() -> std::io::PipeWriter {
-    let (reader, writer) = std::io::pipe().expect("pipe");
-    drop(reader);
-    writer
-}
-
 /// Our stderr is a pipe nobody reads any more (a log shipper that died): every log line then
 /// fails with EPIPE. That must not kill the supervisor by SIGPIPE (exit 141, lease kept until
 /// it expires); it carries on, CMD's code comes out and the Lease is released.
@@ -618,15 +624,7 @@ fn a_closed_stderr_does_not_kill_the_supervisor() {
     cmd.stderr(widowed_pipe());
     let run = rig.start(Mode::Subreaper, cmd);
     assert_eq!(run.wait_exit(), 7, "CMD's exit code, not death by SIGPIPE");
-    let lease = rig
-        .server
-        .get_object("leases", NAMESPACE, &format!("lock-{}", rig.name))
-        .expect("the Lease exists");
-    assert_eq!(
-        lease["spec"]["holderIdentity"].as_str().unwrap_or(""),
-        "",
-        "the Lease is released: {lease}"
-    );
+    rig.assert_lease_released();
 }
 
 /// Started with descriptor 2 not open at all (`2>&-`): the first socket we open must not
@@ -644,15 +642,7 @@ fn a_closed_stderr_descriptor_does_not_swallow_the_api_connection() {
     cmd.env("RUST_LOG", "debug");
     let run = rig.start(Mode::Subreaper, cmd);
     assert_eq!(run.wait_exit(), 7, "CMD ran and its exit code came out");
-    let lease = rig
-        .server
-        .get_object("leases", NAMESPACE, &format!("lock-{}", rig.name))
-        .expect("the Lease exists");
-    assert_eq!(
-        lease["spec"]["holderIdentity"].as_str().unwrap_or(""),
-        "",
-        "the Lease is released: {lease}"
-    );
+    rig.assert_lease_released();
 }
 
 /// Fills the pipe behind `writer` until a write would block: from then on, with nobody

@@ -132,3 +132,10 @@ pub fn pid_namespace_support() -> Result<(), String> {
         Err(err) => Err(format!("cannot run unshare: {err}")),
     }
 }
+
+/// The write end of a pipe whose read end is already closed: every write to it fails (EPIPE).
+pub fn widowed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    writer
+}
