@@ -537,7 +537,7 @@ fn step_down_kills_cmd_and_what_it_left_behind() {
 // CMD's process state, stdio, environment
 
 /// Run `argv` under `sh -c 'trap "" HUP USR1; exec "$@"'` so the binary starts with two
-/// ignored signals (plus Rust's ignored SIGPIPE and its own blocked mask): CMD must still get
+/// ignored signals (plus its own ignored SIGPIPE and blocked mask): CMD must still get
 /// none of them.
 fn with_ignored_signals(argv: &[String]) -> Vec<String> {
     let mut wrapped: Vec<String> = ["sh", "-c", "trap '' HUP USR1; exec \"$@\"", "sh"]
