@@ -460,7 +460,7 @@ fn cmd_gone(sup: &mut Supervisor) -> bool {
 }
 
 fn is_stop_signal(sig: i32) -> bool {
-    sig == libc::SIGTERM || sig == libc::SIGINT || sig == libc::SIGQUIT
+    supervisor::is_stop_signal(sig)
 }
 
 /// The elector thread: campaign, route the Service, lead, then release.
