@@ -7,6 +7,7 @@ pub mod app;
 pub mod config;
 pub mod election;
 pub mod kube;
+pub mod leadership;
 pub mod lease;
 pub mod logsink;
 pub mod service;
