@@ -2,7 +2,6 @@
 //!
 //! Owns the listening socket, its threads, a tiny hand-written HTTP/1.x server on `std::net`,
 //! and the three views of the election it serves. It only ever reads an
-//! and the three views of the election it serves. It only ever reads an
 //! [`Snapshot`]; it never talks to Kubernetes or touches CMD.
 //!
 //! # Paths
@@ -36,8 +35,8 @@ mod http;
 mod server;
 mod views;
 
-// The one place the status endpoint names the election's types.
-use crate::election::{Snapshot, Status};
+// The one place the status endpoint names the shared leadership types.
+use crate::leadership::{Snapshot, Status};
 
 pub use http::{parse_head, Parse, Request, Response, MAX_HEAD};
 pub use server::{StatusServer, HARD_CAP, READ_TIMEOUT, SOFT_CAP};

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use k8s_await_election::election::Status;
+use k8s_await_election::leadership::Status;
 use k8s_await_election::status::{metrics_text, parse_head, respond, status_json, Parse};
 use libfuzzer_sys::fuzz_target;
 
