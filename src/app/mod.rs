@@ -2,9 +2,10 @@
 //!
 //! The only module that knows both Kubernetes and processes. In election mode the main thread
 //! owns signals and CMD (through [`Supervisor`]), the elector thread owns every Lease request
-//! (through [`Elector`]) and service routing, and the optional status thread reads the shared
-//! [`Snapshot`]. The elector reports to the main thread over a channel and nudges it awake
-//! with [`Waker`]; the main thread talks back through the elector's [`Inbox`].
+//! (through [`Elector`]) and service routing (see `elector_thread`), and the optional status
+//! thread reads the shared [`Snapshot`]. The elector reports to the main thread over a channel
+//! and nudges it awake with [`Waker`](supervisor::Waker); the main thread talks back through
+//! the elector's [`Inbox`].
 //!
 //! Safety net: besides the elector's own step-down, the main thread checks on every wake-up
 //! that the last successful renewal is younger than the renew deadline, so CMD is stopped in
@@ -20,37 +21,17 @@ use std::time::{Duration, Instant};
 use log::{debug, error, info, warn};
 
 use crate::config::{self, Config, SignalTarget};
-use crate::election::{self, Campaign, Elector, Inbox, LeaderHooks, Snapshot, Term};
-use crate::kube::{self, Client, InClusterConfig};
-use crate::logsink::{self, LogQueue, QueueWriter};
+use crate::election::{self, Elector, Inbox, Snapshot};
+use crate::kube::{Client, InClusterConfig};
+use crate::logsink::{self, LogQueue};
 use crate::service::Router;
 use crate::status::StatusServer;
-use crate::supervisor::{self, Event, Supervisor, Waker};
-use crate::timefmt;
+use crate::supervisor::{self, Event, Supervisor};
+use elector_thread::Report;
 
-/// Exit codes besides CMD's own (which we pass through, or 128+N when signal N killed it).
-pub mod exit {
-    /// `--help`, `--version`.
-    pub const OK: i32 = 0;
-    /// No CMD given (EX_USAGE).
-    pub const USAGE: i32 = 64;
-    /// The Kubernetes API cannot be used: in-cluster configuration missing or unreadable, bad
-    /// CA bundle, or RBAC forbids the Lease/Service requests (EX_UNAVAILABLE).
-    pub const API: i32 = 69;
-    /// Internal error, e.g. a thread could not be started (EX_SOFTWARE).
-    pub const INTERNAL: i32 = 70;
-    /// Operating-system error: cannot set up signal handling or bind the status endpoint
-    /// (EX_OSERR).
-    pub const OS: i32 = 71;
-    /// We lost leadership while CMD ran; CMD was stopped (EX_TEMPFAIL: restart to rejoin).
-    pub const LOST_LEADERSHIP: i32 = 75;
-    /// A configuration variable has a bad value (EX_CONFIG).
-    pub const CONFIG: i32 = 78;
-    /// CMD exists but cannot be executed.
-    pub const NOT_EXECUTABLE: i32 = 126;
-    /// CMD was not found.
-    pub const NOT_FOUND: i32 = 127;
-}
+mod elector_thread;
+pub mod exit;
+mod logging;
 
 /// How long the exit waits for queued log lines to reach stderr.
 const LOG_FLUSH_BUDGET: Duration = Duration::from_secs(1);
@@ -92,7 +73,7 @@ pub fn main(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> i32 {
     let config = match config::from_env(args, env) {
         Ok(c) => c,
         Err(e) => {
-            init_logging(env, None);
+            logging::init(env, None);
             error!("configuration error: {e}");
             return exit::CONFIG;
         }
@@ -107,69 +88,25 @@ fn print_out(text: &str) -> i32 {
     exit::OK
 }
 
-/// One line per event on stderr: `<time> <LEVEL> k8s-await-election: <message>`. `RUST_LOG`
-/// overrides the default level `info`. With `queue`, lines go through it (election mode:
-/// logging must never block, see [`logsink`]); otherwise they are written directly.
-fn init_logging(env: &dyn Fn(&str) -> Option<String>, queue: Option<QueueWriter>) {
-    let mut builder = env_logger::Builder::new();
-    if let Some(q) = queue {
-        builder.target(env_logger::Target::Pipe(Box::new(q)));
-    }
-    builder.filter_level(log::LevelFilter::Info);
-    if let Some(spec) = env("RUST_LOG").filter(|s| !s.is_empty()) {
-        builder.parse_filters(&spec);
-    }
-    // Some HTTP internals hex-dump raw requests (bearer token included) at trace level and
-    // narrate every request at debug: keep them at warnings whatever RUST_LOG says, so the
-    // token never reaches a log. (Release builds compile trace logging out entirely.)
-    for target in kube::TOKEN_LEAKING_LOG_TARGETS {
-        builder.filter_module(target, log::LevelFilter::Warn);
-    }
-    builder.format(|buf, record| {
-        writeln!(
-            buf,
-            "{} {:<5} k8s-await-election: {}",
-            timefmt::log_time(std::time::SystemTime::now()),
-            record.level(),
-            record.args()
-        )
-    });
-    // Only fails if a logger is already set (tests calling main twice): keep that one.
-    let _ = builder.try_init();
-}
-
 /// Runs a validated configuration. Passthrough does nothing before `execve` (not even set up
 /// logging): it is on the start-up path of every container that uses us with election off.
 pub fn run(config: Config, env: &dyn Fn(&str) -> Option<String>) -> i32 {
     match config.election {
         None => {
             let e = supervisor::exec(&config.command);
-            init_logging(env, None);
+            logging::init(env, None);
             error!("{e}");
             e.exit_code()
         }
         Some(election) => {
             let (writer, mut log_queue) = logsink::queue(std::io::stderr());
-            init_logging(env, Some(writer));
+            logging::init(env, Some(writer));
             let code = run_election(config.command, election, env, &mut log_queue);
             // The last lines (why we exit) matter; a blocked stderr may not hold us up long.
             log_queue.flush(Instant::now() + LOG_FLUSH_BUDGET);
             code
         }
     }
-}
-
-/// What the elector thread tells the main thread.
-#[derive(Debug)]
-enum Report {
-    /// We lead and the Service (if any) points at us: start CMD.
-    Elected,
-    /// Leadership is lost: stop CMD now.
-    Lost(String),
-    /// Give up: a failure retrying cannot fix. The lease is not held.
-    Fatal(String),
-    /// The elector is done (after Shutdown): the lease is released or was never ours.
-    Finished,
 }
 
 /// Where the main thread is in the life of the process.
@@ -263,7 +200,7 @@ fn run_election(
     let spawned = thread::Builder::new()
         .name("elector".into())
         .stack_size(512 * 1024)
-        .spawn(move || elector_thread(elector, router, report_tx, waker, timings));
+        .spawn(move || elector_thread::run(elector, router, report_tx, waker, timings));
     if let Err(e) = spawned {
         error!("cannot start the elector thread: {e}");
         return exit::INTERNAL;
@@ -461,112 +398,4 @@ fn cmd_gone(sup: &mut Supervisor) -> bool {
 
 fn is_stop_signal(sig: i32) -> bool {
     sig == libc::SIGTERM || sig == libc::SIGINT || sig == libc::SIGQUIT
-}
-
-/// The elector thread: campaign, route the Service, lead, then release.
-fn elector_thread(
-    mut elector: Elector,
-    mut router: Option<Router>,
-    reports: Sender<Report>,
-    waker: Waker,
-    timings: config::Timings,
-) {
-    // However this thread ends (even by a panic), wake the main thread so it notices.
-    struct WakeOnExit(Waker);
-    impl Drop for WakeOnExit {
-        fn drop(&mut self) {
-            self.0.wake();
-        }
-    }
-    let _wake_on_exit = WakeOnExit(waker.clone());
-    let report = |r: Report| {
-        // The main thread only goes away by exiting the process.
-        let _ = reports.send(r);
-        waker.wake();
-    };
-    let release_deadline = || Instant::now() + timings.retry_period.max(Duration::from_secs(1));
-    match elector.campaign() {
-        Campaign::Elected => {}
-        Campaign::Shutdown => return report(Report::Finished),
-        Campaign::Fatal(e) => return report(Report::Fatal(fatal_message(&e))),
-    }
-    let mut hooks = Routing {
-        router: router.as_mut(),
-        pending: false,
-    };
-    if let Some(r) = hooks.router.as_deref_mut() {
-        let deadline = elector
-            .step_down_at()
-            .unwrap_or_else(Instant::now)
-            .min(Instant::now() + timings.retry_period.max(Duration::from_secs(1)));
-        match r.point_here(deadline) {
-            Ok(()) => info!("service now points at this pod"),
-            Err(e @ kube::Error::Forbidden(_)) => {
-                elector.release(release_deadline());
-                return report(Report::Fatal(format!("cannot route the service: {e}")));
-            }
-            Err(e) => {
-                warn!(
-                    "cannot point the service at this pod yet ({e}); retrying after each renewal"
-                );
-                hooks.pending = true;
-            }
-        }
-    }
-    report(Report::Elected);
-    let term = elector.lead(&mut hooks);
-    let lost = matches!(term, Term::Lost(_));
-    if let Term::Lost(reason) = term {
-        // First tell the main thread to stop CMD, then stop advertising this pod.
-        report(Report::Lost(reason));
-    }
-    if let Some(r) = hooks.router.as_deref_mut() {
-        r.withdraw(release_deadline());
-    }
-    if lost {
-        // Wait until CMD is gone, then give up what is left of the lease (if allowed).
-        elector.wait_for_shutdown();
-    }
-    elector.release(release_deadline());
-    report(Report::Finished);
-}
-
-/// Service routing as the leader's side job.
-struct Routing<'a> {
-    router: Option<&'a mut Router>,
-    /// The first attempt failed; try again after each renewal.
-    pending: bool,
-}
-
-impl LeaderHooks for Routing<'_> {
-    fn renewed(&mut self, deadline: Instant) {
-        if !self.pending {
-            return;
-        }
-        if let Some(r) = self.router.as_deref_mut() {
-            match r.point_here(deadline) {
-                Ok(()) => {
-                    info!("service now points at this pod");
-                    self.pending = false;
-                }
-                Err(e) => debug!("service routing still failing: {e}"),
-            }
-        }
-    }
-
-    fn stopping(&mut self, deadline: Instant) {
-        if let Some(r) = self.router.as_deref_mut() {
-            r.withdraw(deadline);
-        }
-        self.pending = false;
-    }
-}
-
-fn fatal_message(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Forbidden(_) => format!(
-            "cannot take part in the election: {e} (grant get, create and update on leases.coordination.k8s.io to this pod's service account; see examples/rbac.yaml)"
-        ),
-        _ => format!("cannot take part in the election: {e}"),
-    }
 }
