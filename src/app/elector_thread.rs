@@ -1,32 +1,21 @@
 //! The elector thread: campaign, route the Service, lead, release; and its reports to the
 //! main thread.
 //!
-//! Glue between [`Elector`] (the Lease), [`Router`] (the Service) and the main thread, which
-//! it sends [`Report`]s and nudges awake with a [`Waker`].
+//! Glue between [`Elector`] (the Lease), [`Router`] (the Service) and the main thread's
+//! [`Lifecycle`](super::lifecycle::Lifecycle), which it feeds [`Report`]s and nudges awake
+//! with a [`Waker`].
 
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
+use super::lifecycle::Report;
 use crate::config;
 use crate::election::{Campaign, Elector, LeaderHooks, Term};
 use crate::kube;
 use crate::service::Router;
 use crate::supervisor::Waker;
-
-/// What the elector thread tells the main thread.
-#[derive(Debug)]
-pub(super) enum Report {
-    /// We lead and the Service (if any) points at us: start CMD.
-    Elected,
-    /// Leadership is lost: stop CMD now.
-    Lost(String),
-    /// Give up: a failure retrying cannot fix. The lease is not held.
-    Fatal(String),
-    /// The elector is done (after Shutdown): the lease is released or was never ours.
-    Finished,
-}
 
 /// The elector thread: campaign, route the Service, lead, then release.
 pub(super) fn run(

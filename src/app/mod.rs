@@ -7,13 +7,13 @@
 //! and nudges it awake with [`Waker`](supervisor::Waker); the main thread talks back through
 //! the elector's [`Inbox`].
 //!
-//! Safety net: besides the elector's own step-down, the main thread checks on every wake-up
-//! that the last successful renewal is younger than the renew deadline, so CMD is stopped in
-//! time even if the elector thread were stuck or dead.
+//! The main thread's decisions are the pure state machine in `lifecycle`; the loop here only
+//! waits for events, feeds them in and performs the actions it gets back.
 
 use std::ffi::OsString;
 use std::io::Write;
-use std::sync::mpsc::{self, Sender};
+use std::iter;
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -27,10 +27,11 @@ use crate::logsink::{self, LogQueue};
 use crate::service::Router;
 use crate::status::StatusServer;
 use crate::supervisor::{self, Event, Supervisor};
-use elector_thread::Report;
+use lifecycle::{Action, Facts, Input, Lifecycle, Message, Report, Signal};
 
 mod elector_thread;
 pub mod exit;
+mod lifecycle;
 mod logging;
 
 /// How long the exit waits for queued log lines to reach stderr.
@@ -107,17 +108,6 @@ pub fn run(config: Config, env: &dyn Fn(&str) -> Option<String>) -> i32 {
             code
         }
     }
-}
-
-/// Where the main thread is in the life of the process.
-enum Phase {
-    Campaigning,
-    Leading,
-    /// Waiting for the elector to finish (release) before exiting with `code`.
-    Exiting {
-        code: i32,
-        until: Instant,
-    },
 }
 
 fn run_election(
@@ -209,191 +199,166 @@ fn run_election(
     supervise(&mut sup, &command, &cfg, &snapshot, &inbox_tx, &reports)
 }
 
-/// The main thread's loop: signals, CMD, and reports from the elector.
+/// The main thread's loop: wait for an event (or the machine's deadline), feed it and then
+/// every queued report to the [`Lifecycle`], end with a [`Input::Tick`]; perform the actions.
 fn supervise(
     sup: &mut Supervisor,
     command: &[OsString],
     cfg: &config::Election,
     snapshot: &Snapshot,
     inbox: &Sender<Inbox>,
-    reports: &mpsc::Receiver<Report>,
+    reports: &Receiver<Report>,
 ) -> i32 {
-    let timings = cfg.timings;
-    // How long we wait for the elector to release the lease (or stop campaigning) on the way
-    // out: one request in flight plus the release itself.
-    let exit_budget = timings.renew_deadline + Duration::from_secs(1);
-    // Leave: release the lease only if nothing of CMD can still be running; otherwise the
-    // lease must expire on its own before anybody else may start CMD.
-    let shutdown = |code: i32, release: bool| {
-        // The elector may have ended already (after a fatal error); then there is nothing to stop.
-        let _ = inbox.send(if release {
-            Inbox::Shutdown
-        } else {
-            Inbox::Abandon
-        });
-        Phase::Exiting {
-            code,
-            until: Instant::now() + exit_budget,
-        }
+    let mut main = MainThread {
+        life: Lifecycle::new(lifecycle::Settings {
+            renew_deadline: cfg.timings.renew_deadline,
+            lease_duration: cfg.timings.lease_duration,
+            grace_period: cfg.grace_period,
+        }),
+        sup,
+        command,
+        snapshot,
+        inbox,
     };
-    let mut phase = Phase::Campaigning;
     loop {
-        let deadline = match &phase {
-            Phase::Campaigning => None,
-            Phase::Leading => renew_valid_until(snapshot, &timings),
-            Phase::Exiting { until, .. } => Some(*until),
-        };
-        match sup.wait(deadline) {
-            Event::Signal(sig) => match phase {
-                Phase::Campaigning if is_stop_signal(sig) => {
-                    info!(
-                        "received {} before becoming leader: leaving the election",
-                        supervisor::signal_name(sig)
-                    );
-                    phase = shutdown(128 + sig, true);
-                }
-                Phase::Leading => {
-                    if is_stop_signal(sig) {
-                        // Stop advertising a pod that is shutting down.
-                        let _ = inbox.send(Inbox::Stopping);
-                    }
-                    if let Err(e) = sup.forward(sig) {
-                        warn!(
-                            "cannot forward {} to CMD: {e}",
-                            supervisor::signal_name(sig)
-                        );
-                    }
-                }
-                _ => debug!(
-                    "ignoring {} (CMD is not running)",
-                    supervisor::signal_name(sig)
-                ),
-            },
-            Event::ChildExited(status) => {
-                if let Phase::Leading = phase {
-                    // Nothing CMD started may outlive our hold on the lease.
-                    sup.kill_leftovers(Instant::now() + Duration::from_secs(1));
-                    phase = shutdown(status.exit_code(), cmd_gone(sup));
+        let event = main.sup.wait(main.life.deadline(&facts(snapshot)));
+        let inputs = event_input(event).into_iter().chain(drain(reports));
+        for input in inputs.chain([Input::Tick]) {
+            if let Some(code) = main.feed(input) {
+                return code;
+            }
+        }
+    }
+}
+
+/// What the main thread sees of a wake-up (`Nudge`, `Timeout`: nothing but the tick).
+fn event_input(event: Event) -> Option<Input> {
+    match event {
+        Event::Signal(sig) => Some(Input::Signal(Signal {
+            number: sig,
+            name: supervisor::signal_name(sig),
+            stop: is_stop_signal(sig),
+        })),
+        Event::ChildExited(status) => Some(Input::CmdExited {
+            code: status.exit_code(),
+        }),
+        Event::Nudge | Event::Timeout => None,
+    }
+}
+
+/// The queued reports, each received only once the previous one was handled; then
+/// [`Input::ElectorGone`] if the elector thread is gone.
+fn drain(reports: &Receiver<Report>) -> impl Iterator<Item = Input> + '_ {
+    let mut open = true;
+    iter::from_fn(move || {
+        if !open {
+            return None;
+        }
+        match reports.try_recv() {
+            Ok(r) => Some(Input::Report(r)),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => {
+                open = false;
+                Some(Input::ElectorGone)
+            }
+        }
+    })
+}
+
+/// Our hold on the lease as the shared snapshot has it now.
+fn facts(snapshot: &Snapshot) -> Facts {
+    let s = snapshot.get();
+    Facts {
+        last_renew: s.last_renew,
+        leading: s.leading,
+    }
+}
+
+/// The main thread's state machine and what it acts on.
+struct MainThread<'a> {
+    life: Lifecycle,
+    sup: &'a mut Supervisor,
+    command: &'a [OsString],
+    snapshot: &'a Snapshot,
+    inbox: &'a Sender<Inbox>,
+}
+
+/// What became of an action.
+enum Outcome {
+    Done,
+    /// Its outcome, to feed next.
+    FollowUp(Input),
+    Exit(i32),
+}
+
+impl MainThread<'_> {
+    /// Feeds `input` and performs the actions, feeding each outcome at once. `Some(code)`:
+    /// exit with it.
+    fn feed(&mut self, input: Input) -> Option<i32> {
+        let mut next = Some(input);
+        while let Some(input) = next.take() {
+            let seen = facts(self.snapshot);
+            for action in self.life.step(input, Instant::now(), &seen) {
+                match self.perform(action) {
+                    Outcome::Done => {}
+                    Outcome::FollowUp(outcome) => next = Some(outcome),
+                    Outcome::Exit(code) => return Some(code),
                 }
             }
-            Event::Nudge | Event::Timeout => {}
         }
+        None
+    }
 
-        loop {
-            let report = match reports.try_recv() {
-                Ok(r) => r,
-                Err(mpsc::TryRecvError::Empty) => break,
-                // The elector thread is gone without a word (it panicked).
-                Err(mpsc::TryRecvError::Disconnected) => match phase {
-                    // The renewal-age check below steps down in time on its own.
-                    Phase::Leading => break,
-                    Phase::Exiting { code, .. } => return code,
-                    Phase::Campaigning => {
-                        error!("the elector thread ended unexpectedly");
-                        return exit::INTERNAL;
-                    }
-                },
-            };
-            match (report, &phase) {
-                (Report::Elected, Phase::Campaigning) => match sup.spawn(command) {
+    fn perform(&mut self, action: Action) -> Outcome {
+        match action {
+            Action::Log(level, line) => log::log!(level, "{line}"),
+            Action::Tell(message) => {
+                // The elector may have ended already (after a fatal error); then there is
+                // nothing to stop.
+                let _ = self.inbox.send(match message {
+                    Message::Stopping => Inbox::Stopping,
+                    Message::Shutdown => Inbox::Shutdown,
+                    Message::Abandon => Inbox::Abandon,
+                });
+            }
+            Action::Spawn => {
+                return Outcome::FollowUp(match self.sup.spawn(self.command) {
                     Ok(pid) => {
                         debug!("CMD runs as pid {pid}");
-                        phase = Phase::Leading;
+                        Input::Spawned
                     }
                     Err(e) => {
                         error!("{e}");
-                        phase = shutdown(e.exit_code(), true);
-                    }
-                },
-                (Report::Lost(reason), Phase::Leading) => {
-                    let gone = step_down(sup, snapshot, cfg, &reason);
-                    phase = shutdown(exit::LOST_LEADERSHIP, gone);
-                }
-                (Report::Fatal(msg), phase) => {
-                    error!("{msg}");
-                    return match phase {
-                        Phase::Exiting { code, .. } => *code,
-                        // Not reachable today (fatal errors end a campaign), but never leave
-                        // CMD running without a lease behind us.
-                        Phase::Leading => {
-                            step_down(sup, snapshot, cfg, "the elector failed");
-                            exit::API
+                        Input::SpawnFailed {
+                            code: e.exit_code(),
                         }
-                        Phase::Campaigning => exit::API,
-                    };
-                }
-                (Report::Finished, Phase::Exiting { code, .. }) => return *code,
-                (Report::Finished, phase) => {
-                    error!("the elector stopped unexpectedly");
-                    if let Phase::Leading = phase {
-                        step_down(sup, snapshot, cfg, "the elector stopped");
                     }
-                    return exit::INTERNAL;
+                })
+            }
+            Action::Forward(sig) => {
+                if let Err(e) = self.sup.forward(sig) {
+                    warn!(
+                        "cannot forward {} to CMD: {e}",
+                        supervisor::signal_name(sig)
+                    );
                 }
-                (other, _) => debug!("ignoring late report {other:?}"),
             }
+            Action::KillLeftovers { deadline } => {
+                self.sup.kill_leftovers(deadline);
+                return Outcome::FollowUp(Input::Reaped {
+                    gone: self.sup.nothing_left(),
+                });
+            }
+            Action::StepDown { kill_at, reap_by } => {
+                self.sup.stop_child(kill_at, reap_by);
+                return Outcome::FollowUp(Input::Reaped {
+                    gone: self.sup.nothing_left(),
+                });
+            }
+            Action::Exit(code) => return Outcome::Exit(code),
         }
-
-        let now = Instant::now();
-        match phase {
-            Phase::Leading if renew_valid_until(snapshot, &timings).is_some_and(|t| now >= t) => {
-                let reason = format!(
-                    "no successful renewal for {}",
-                    config::show(timings.renew_deadline)
-                );
-                if snapshot.get().leading {
-                    // The elector has not noticed yet (it logs its own reason when it does).
-                    warn!("lost leadership: {reason}");
-                }
-                let gone = step_down(sup, snapshot, cfg, &reason);
-                phase = shutdown(exit::LOST_LEADERSHIP, gone);
-            }
-            Phase::Exiting { code, until } if now >= until => {
-                warn!("the lease was not released in time; others take over when it expires");
-                return code;
-            }
-            _ => {}
-        }
+        Outcome::Done
     }
-}
-
-/// Leading is valid until the last successful renewal (send time) + renew deadline.
-fn renew_valid_until(snapshot: &Snapshot, timings: &config::Timings) -> Option<Instant> {
-    snapshot
-        .get()
-        .last_renew
-        .map(|t| t + timings.renew_deadline)
-}
-
-/// SIGTERM CMD, SIGKILL it at `last renewal + renew deadline + grace`, and reap it before
-/// `last renewal + lease duration`: nobody else can hold the lease before then. Returns
-/// whether CMD and its leftovers are confirmed gone (see [`cmd_gone`]).
-fn step_down(
-    sup: &mut Supervisor,
-    snapshot: &Snapshot,
-    cfg: &config::Election,
-    reason: &str,
-) -> bool {
-    let t = cfg.timings;
-    let last = snapshot.get().last_renew.unwrap_or_else(Instant::now);
-    let kill_at = last + t.renew_deadline + cfg.grace_period;
-    let hard = last + t.lease_duration;
-    info!(
-        "stepping down ({reason}): CMD gets {} to exit before SIGKILL",
-        config::show(kill_at.saturating_duration_since(Instant::now()))
-    );
-    sup.stop_child(kill_at, hard);
-    cmd_gone(sup)
-}
-
-/// CMD and everything it left behind are gone, so the lease may be released. Otherwise it
-/// must expire on its own (others wait the full lease duration).
-fn cmd_gone(sup: &mut Supervisor) -> bool {
-    let gone = sup.nothing_left();
-    if !gone {
-        error!("CMD or a process it started could not be confirmed dead; keeping the lease until it expires");
-    }
-    gone
 }
 
 fn is_stop_signal(sig: i32) -> bool {
