@@ -1,0 +1,362 @@
+//! Wiring: passthrough or election, and the exit-code policy.
+//!
+//! The only module that knows both Kubernetes and processes. In election mode the main thread
+//! owns signals and CMD (through [`Supervisor`]), the elector thread owns every Lease request
+//! (through [`Elector`]) and service routing (see `elector_thread`), and the optional status
+//! thread reads the shared [`Snapshot`]. The elector reports to the main thread over a channel
+//! and nudges it awake with [`Waker`](supervisor::Waker); the main thread talks back through
+//! the elector's [`Inbox`].
+//!
+//! The main thread's decisions are the pure state machine in `lifecycle`; the loop here only
+//! waits for events, feeds them in and performs the actions it gets back.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::iter;
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use log::{debug, error, info, warn};
+
+use crate::config::{self, Config, SignalTarget};
+use crate::election::{self, Elector, Inbox, Snapshot};
+use crate::kube::{Client, InClusterConfig};
+use crate::logsink::{self, LogQueue};
+use crate::service::Router;
+use crate::status::StatusServer;
+use crate::supervisor::{self, Event, Supervisor};
+use lifecycle::{Action, Facts, Input, Lifecycle, Message, Report, Signal};
+
+mod elector_thread;
+pub mod exit;
+mod lifecycle;
+mod logging;
+
+/// How long the exit waits for queued log lines to reach stderr.
+const LOG_FLUSH_BUDGET: Duration = Duration::from_secs(1);
+
+const USAGE: &str = "\
+usage: k8s-await-election CMD [ARGS...]
+
+Runs CMD only while this replica holds a Kubernetes Lease (when K8S_AWAIT_ELECTION_ENABLED is
+non-empty); otherwise replaces itself with CMD. Configuration comes from K8S_AWAIT_ELECTION_*
+environment variables; see the README for the full list and the exit codes.
+
+  --help       print this help (only as the sole argument)
+  --version    print the version (only as the sole argument)
+";
+
+/// The whole program: arguments (without argv\[0\]) and an environment lookup in, exit code out.
+pub fn main(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> i32 {
+    supervisor::init_process();
+    if args.len() == 1 {
+        match args[0].to_str() {
+            Some("--help" | "-h") => return print_out(USAGE),
+            Some("--version" | "-V") => {
+                return print_out(&format!(
+                    "k8s-await-election {}\n",
+                    env!("CARGO_PKG_VERSION")
+                ))
+            }
+            _ => {}
+        }
+    }
+    if args.is_empty() {
+        // Not eprint!, which panics when stderr is closed: the exit code must stay 64.
+        let _ = write!(
+            std::io::stderr(),
+            "k8s-await-election: no command given\n\n{USAGE}"
+        );
+        return exit::USAGE;
+    }
+    let config = match config::from_env(args, env) {
+        Ok(c) => c,
+        Err(e) => {
+            logging::init(env, None);
+            error!("configuration error: {e}");
+            return exit::CONFIG;
+        }
+    };
+    run(config, env)
+}
+
+fn print_out(text: &str) -> i32 {
+    let mut out = std::io::stdout();
+    // A closed stdout is no reason to fail --help.
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    exit::OK
+}
+
+/// Runs a validated configuration. Passthrough does nothing before `execve` (not even set up
+/// logging): it is on the start-up path of every container that uses us with election off.
+pub fn run(config: Config, env: &dyn Fn(&str) -> Option<String>) -> i32 {
+    match config.election {
+        None => {
+            let e = supervisor::exec(&config.command);
+            logging::init(env, None);
+            error!("{e}");
+            e.exit_code()
+        }
+        Some(election) => {
+            let (writer, mut log_queue) = logsink::queue(std::io::stderr());
+            logging::init(env, Some(writer));
+            let code = run_election(config.command, election, env, &mut log_queue);
+            // The last lines (why we exit) matter; a blocked stderr may not hold us up long.
+            log_queue.flush(Instant::now() + LOG_FLUSH_BUDGET);
+            code
+        }
+    }
+}
+
+fn run_election(
+    command: Vec<OsString>,
+    cfg: config::Election,
+    env: &dyn Fn(&str) -> Option<String>,
+    log_queue: &mut LogQueue,
+) -> i32 {
+    // Signals first: every thread started later inherits the blocked mask.
+    let target = match cfg.signal_target {
+        SignalTarget::Child => supervisor::SignalTarget::Child,
+        SignalTarget::Group => supervisor::SignalTarget::Group,
+    };
+    let mut sup = match Supervisor::install(target) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("cannot set up signal handling: {e}");
+            return exit::OS;
+        }
+    };
+    // Now that signals are blocked (the thread inherits the mask).
+    if let Err(e) = log_queue.start_writer() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "k8s-await-election: cannot start the log writer thread: {e}"
+        );
+        return exit::INTERNAL;
+    }
+    let client = match InClusterConfig::from_env(env).and_then(Client::new) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            error!("cannot use the Kubernetes API: {e}");
+            return exit::API;
+        }
+    };
+    let timings = cfg.timings;
+    let snapshot = Snapshot::new(election::Status {
+        name: cfg.name.clone(),
+        identity: cfg.identity.clone(),
+        lock: format!("{}/{}", cfg.lock_namespace, cfg.lock_name),
+        ..election::Status::default()
+    });
+    let _status = match cfg.status_endpoint {
+        None => None,
+        Some(ep) => match StatusServer::start(ep, Arc::clone(&snapshot), timings.lease_duration) {
+            Ok(s) => {
+                info!("status endpoint listening on {}", s.local_addr());
+                Some(s)
+            }
+            Err(e) => {
+                error!(
+                    "{}: cannot listen on {}: {e}",
+                    config::STATUS_ENDPOINT,
+                    env(config::STATUS_ENDPOINT).unwrap_or_default()
+                );
+                return exit::OS;
+            }
+        },
+    };
+
+    let (inbox_tx, inbox_rx) = mpsc::channel();
+    let (report_tx, reports) = mpsc::channel();
+    let elector = Elector::new(
+        Arc::clone(&client),
+        election::Settings {
+            namespace: cfg.lock_namespace.clone(),
+            lock_name: cfg.lock_name.clone(),
+            identity: cfg.identity.clone(),
+            timings,
+        },
+        Arc::clone(&snapshot),
+        inbox_rx,
+        inbox_tx.clone(),
+    );
+    let router = cfg
+        .service
+        .clone()
+        .map(|s| Router::new(Arc::clone(&client), s));
+    let waker = sup.waker();
+    let spawned = thread::Builder::new()
+        .name("elector".into())
+        .stack_size(512 * 1024)
+        .spawn(move || elector_thread::run(elector, router, report_tx, waker, timings));
+    if let Err(e) = spawned {
+        error!("cannot start the elector thread: {e}");
+        return exit::INTERNAL;
+    }
+
+    supervise(&mut sup, &command, &cfg, &snapshot, &inbox_tx, &reports)
+}
+
+/// The main thread's loop: wait for an event (or the machine's deadline), feed it and then
+/// every queued report to the [`Lifecycle`], end with a [`Input::Tick`]; perform the actions.
+fn supervise(
+    sup: &mut Supervisor,
+    command: &[OsString],
+    cfg: &config::Election,
+    snapshot: &Snapshot,
+    inbox: &Sender<Inbox>,
+    reports: &Receiver<Report>,
+) -> i32 {
+    let mut main = MainThread {
+        life: Lifecycle::new(lifecycle::Settings {
+            renew_deadline: cfg.timings.renew_deadline,
+            lease_duration: cfg.timings.lease_duration,
+            grace_period: cfg.grace_period,
+        }),
+        sup,
+        command,
+        snapshot,
+        inbox,
+    };
+    loop {
+        let event = main.sup.wait(main.life.deadline(&facts(snapshot)));
+        let inputs = event_input(event).into_iter().chain(drain(reports));
+        for input in inputs.chain([Input::Tick]) {
+            if let Some(code) = main.feed(input) {
+                return code;
+            }
+        }
+    }
+}
+
+/// What the main thread sees of a wake-up (`Nudge`, `Timeout`: nothing but the tick).
+fn event_input(event: Event) -> Option<Input> {
+    match event {
+        Event::Signal(sig) => Some(Input::Signal(Signal {
+            number: sig,
+            name: supervisor::signal_name(sig),
+            stop: supervisor::is_stop_signal(sig),
+        })),
+        Event::ChildExited(status) => Some(Input::CmdExited {
+            code: status.exit_code(),
+        }),
+        Event::Nudge | Event::Timeout => None,
+    }
+}
+
+/// The queued reports, each received only once the previous one was handled; then
+/// [`Input::ElectorGone`] if the elector thread is gone.
+fn drain(reports: &Receiver<Report>) -> impl Iterator<Item = Input> + '_ {
+    let mut open = true;
+    iter::from_fn(move || {
+        if !open {
+            return None;
+        }
+        match reports.try_recv() {
+            Ok(r) => Some(Input::Report(r)),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => {
+                open = false;
+                Some(Input::ElectorGone)
+            }
+        }
+    })
+}
+
+/// Our hold on the lease as the shared snapshot has it now.
+fn facts(snapshot: &Snapshot) -> Facts {
+    let s = snapshot.get();
+    Facts {
+        last_renew: s.last_renew,
+        leading: s.leading,
+    }
+}
+
+/// The main thread's state machine and what it acts on.
+struct MainThread<'a> {
+    life: Lifecycle,
+    sup: &'a mut Supervisor,
+    command: &'a [OsString],
+    snapshot: &'a Snapshot,
+    inbox: &'a Sender<Inbox>,
+}
+
+/// What became of an action.
+enum Outcome {
+    Done,
+    /// Its outcome, to feed next.
+    FollowUp(Input),
+    Exit(i32),
+}
+
+impl MainThread<'_> {
+    /// Feeds `input` and performs the actions, feeding each outcome at once. `Some(code)`:
+    /// exit with it.
+    fn feed(&mut self, input: Input) -> Option<i32> {
+        let mut next = Some(input);
+        while let Some(input) = next.take() {
+            let seen = facts(self.snapshot);
+            for action in self.life.step(input, Instant::now(), &seen) {
+                match self.perform(action) {
+                    Outcome::Done => {}
+                    Outcome::FollowUp(outcome) => next = Some(outcome),
+                    Outcome::Exit(code) => return Some(code),
+                }
+            }
+        }
+        None
+    }
+
+    fn perform(&mut self, action: Action) -> Outcome {
+        match action {
+            Action::Log(level, line) => log::log!(level, "{line}"),
+            Action::Tell(message) => {
+                // The elector may have ended already (after a fatal error); then there is
+                // nothing to stop.
+                let _ = self.inbox.send(match message {
+                    Message::Stopping => Inbox::Stopping,
+                    Message::Shutdown => Inbox::Shutdown,
+                    Message::Abandon => Inbox::Abandon,
+                });
+            }
+            Action::Spawn => {
+                return Outcome::FollowUp(match self.sup.spawn(self.command) {
+                    Ok(pid) => {
+                        debug!("CMD runs as pid {pid}");
+                        Input::Spawned
+                    }
+                    Err(e) => {
+                        error!("{e}");
+                        Input::SpawnFailed {
+                            code: e.exit_code(),
+                        }
+                    }
+                })
+            }
+            Action::Forward(sig) => {
+                if let Err(e) = self.sup.forward(sig) {
+                    warn!(
+                        "cannot forward {} to CMD: {e}",
+                        supervisor::signal_name(sig)
+                    );
+                }
+            }
+            Action::KillLeftovers { deadline } => {
+                self.sup.kill_leftovers(deadline);
+                return Outcome::FollowUp(Input::Reaped {
+                    gone: self.sup.nothing_left(),
+                });
+            }
+            Action::StepDown { kill_at, reap_by } => {
+                self.sup.stop_child(kill_at, reap_by);
+                return Outcome::FollowUp(Input::Reaped {
+                    gone: self.sup.nothing_left(),
+                });
+            }
+            Action::Exit(code) => return Outcome::Exit(code),
+        }
+        Outcome::Done
+    }
+}
