@@ -518,7 +518,7 @@ fn elector_thread(
     let lost = matches!(term, Term::Lost(_));
     if let Term::Lost(reason) = term {
         // First tell the main thread to stop CMD, then stop advertising this pod.
-        report(Report::Lost(reason));
+        report(Report::Lost(reason.to_string()));
     }
     if let Some(r) = hooks.router.as_deref_mut() {
         r.withdraw(release_deadline());
