@@ -245,40 +245,6 @@ fn a_renewing_foreign_holder_is_never_displaced_and_a_silent_one_is_replaced() {
 }
 
 #[test]
-fn same_identity_restart_reacquires_at_once_without_a_transition() {
-    let c = Cluster::new("restart");
-    let mut first = c.replica("pod-x", None, &[]);
-    wait_for("pod-x to lead", Duration::from_secs(10), || {
-        (c.starts() == ["pod-x"]).then_some(())
-    });
-    let transitions = c
-        .lease()
-        .and_then(|l| l.pointer("/spec/leaseTransitions")?.as_i64());
-    first.signal("KILL");
-    first.wait_exit(Duration::from_secs(5));
-    let restarted_at = Instant::now();
-    let _second = c.replica("pod-x", None, &[]);
-    wait_for(
-        "the restarted pod-x to lead",
-        Duration::from_secs(10),
-        || (c.starts() == ["pod-x", "pod-x"]).then_some(()),
-    );
-    let waited = restarted_at.elapsed();
-    assert!(
-        waited < LEASE,
-        "re-acquiring our own lease took {} ms; it should not wait for expiry\n{}",
-        ms(waited),
-        c.dump()
-    );
-    assert_eq!(
-        c.lease()
-            .and_then(|l| l.pointer("/spec/leaseTransitions")?.as_i64()),
-        transitions
-    );
-    c.assert_no_overlap();
-}
-
-#[test]
 fn cmd_exit_code_passes_through_and_the_lease_is_released() {
     let c = Cluster::new("exitcode");
     let mut r = c.replica(
@@ -423,42 +389,6 @@ fn default_logging_is_info_one_line_per_event() {
     }
     // A few lines for a whole term, not one per request.
     assert!(log.lines().count() <= 8, "{log}");
-}
-
-#[test]
-fn a_second_replica_with_the_same_identity_makes_the_first_step_down_without_releasing() {
-    let c = Cluster::new("twins");
-    let spin = || {
-        Some(vec![
-            "sh".into(),
-            "-c".into(),
-            "while :; do sleep 0.1; done".into(),
-        ])
-    };
-    let mut first = c.replica("twin", spin(), &[]);
-    first.wait_log("became leader", Duration::from_secs(10));
-    // A misconfigured second replica with the same identity takes the lease at once (as a
-    // restarted pod would); the first one notices at its next renewal.
-    let second = c.replica("twin", spin(), &[]);
-    second.wait_log("became leader", Duration::from_secs(10));
-    let status = first.wait_exit(Duration::from_secs(10));
-    assert_eq!(status.code(), Some(75), "{}", first.log_text());
-    let log = first.log_text();
-    assert!(log.contains("another process renews the lease"), "{log}");
-    assert!(log.contains("not releasing"), "{log}");
-    // The lease stays with the survivor, which keeps renewing it.
-    let renew = |c: &Cluster| {
-        c.lease()
-            .and_then(|l| l.pointer("/spec/renewTime").cloned())
-    };
-    let before = renew(&c);
-    wait_for("the survivor to renew", Duration::from_secs(5), || {
-        (renew(&c) != before).then_some(())
-    });
-    assert_eq!(c.holder().as_deref(), Some("twin"));
-    // Both replicas write the log file named after their identity: exactly one of them lost.
-    let log = second.log_text();
-    assert_eq!(log.matches("lost leadership").count(), 1, "{log}");
 }
 
 /// A follower's watch goes half-open (no events, no end: the API server or the path to it

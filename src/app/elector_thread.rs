@@ -70,9 +70,13 @@ pub(super) fn run(
     report(Report::Elected);
     let term = elector.lead(&mut hooks);
     let lost = matches!(term, Term::Lost(_));
-    if let Term::Lost(reason) = term {
+    if let Term::Lost(lost) = term {
         // First tell the main thread to stop CMD, then stop advertising this pod.
-        report(Report::Lost(reason));
+        report(if lost.someone_else_holds() {
+            Report::TakenOver(lost.to_string())
+        } else {
+            Report::Lost(lost.to_string())
+        });
     }
     if let Some(r) = hooks.router.as_deref_mut() {
         r.withdraw(release_deadline());

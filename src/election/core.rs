@@ -2,6 +2,12 @@
 //! with the monotonic time it was made and answers "what now?" ([`Step`]), and builds the
 //! bodies of renewals and releases. No I/O and no clocks of its own, so unit tests drive it
 //! with made-up instants and never sleep.
+//!
+//! It also remembers the renewTimes this process wrote ([`Core::will_write`],
+//! [`Core::stored`]): a Lease naming our identity counts as ours only if its renewTime is one
+//! of them. One naming us that this process did not write (a twin with our identity, a
+//! replacement pod with the same name, our own previous run) is treated like anyone else's:
+//! taken only once released or expired. Stricter than client-go, on purpose.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -32,6 +38,9 @@ pub struct Observed {
     /// The Lease vanished while someone held it: that holder and its duration. Its CMD may
     /// still run, so nobody else creates the Lease before `record_since + duration`.
     pub vanished_holder: Option<(String, Duration)>,
+    /// The vanished record was one this process wrote: our own lease, which we may create
+    /// again at once.
+    pub vanished_ours: bool,
 }
 
 /// What a candidate should do next.
@@ -42,9 +51,10 @@ pub enum Step {
     /// The Lease does not exist: create it with us as holder.
     Create(Lease),
     /// Write this body (conditional on the resourceVersion it carries): the lease is free,
-    /// expired, or already ours.
+    /// expired, or already ours (its stored record is one this process wrote).
     Take(Lease),
-    /// Someone else holds a live lease; it expires at this instant unless it changes.
+    /// Someone else holds a live lease (maybe under our identity, if this process did not
+    /// write it); it expires at this instant unless it changes.
     WaitUntil(Instant),
 }
 
@@ -60,6 +70,10 @@ pub enum HolderChange {
     Taken(String),
 }
 
+/// How many renewTimes [`Core`] remembers as written by us. Forgetting an old one is safe: a
+/// record we wrote but no longer recognize is only waited out like a foreign one.
+const WRITTEN_CAP: usize = 16;
+
 /// The pure election state machine. Time is always an argument.
 #[derive(Debug, Clone)]
 pub struct Core {
@@ -67,6 +81,10 @@ pub struct Core {
     observed: Option<Observed>,
     /// What we saw may be out of date: read again before acting on it.
     stale: bool,
+    /// renewTimes this process wrote: the last stored one and any sent since (whose answers
+    /// may have been lost), oldest first, at most [`WRITTEN_CAP`]. A stored record naming us
+    /// with a renewTime outside this list was written by somebody else under our identity.
+    written: Vec<String>,
 }
 
 impl Core {
@@ -76,6 +94,7 @@ impl Core {
             settings,
             observed: None,
             stale: false,
+            written: Vec::new(),
         }
     }
 
@@ -134,19 +153,22 @@ impl Core {
             Some(old) if same_record => old.record_since,
             _ => now,
         };
-        let vanished_holder = match (&self.observed, &lease) {
-            (_, Some(_)) | (None, None) => None,
+        let (vanished_holder, vanished_ours) = match (&self.observed, &lease) {
+            (_, Some(_)) | (None, None) => (None, false),
             (Some(old), None) => match &old.lease {
-                Some(l) => l
-                    .spec
-                    .holder()
-                    .map(|h| (h.to_string(), self.record_duration(&l.spec))),
-                None => old.vanished_holder.clone(),
+                Some(l) => (
+                    l.spec
+                        .holder()
+                        .map(|h| (h.to_string(), self.record_duration(&l.spec))),
+                    self.wrote(&l.spec),
+                ),
+                None => (old.vanished_holder.clone(), old.vanished_ours),
             },
         };
         self.stale = false;
         self.observed = Some(Observed {
             vanished_holder,
+            vanished_ours,
             lease,
             record_since,
         });
@@ -186,9 +208,42 @@ impl Core {
         }
     }
 
-    /// True if the lease we last saw names us as holder.
-    pub fn we_hold(&self) -> bool {
+    /// True if the lease we last saw names our identity as holder (whoever wrote it).
+    pub fn names_us(&self) -> bool {
         self.holder() == Some(self.settings.identity.as_str())
+    }
+
+    /// True if the lease we last saw is ours: it names us and this process wrote its record.
+    pub fn we_hold(&self) -> bool {
+        self.names_us() && self.lease().is_some_and(|l| self.wrote(&l.spec))
+    }
+
+    /// True if `spec` names us and carries a renewTime this process wrote.
+    fn wrote(&self, spec: &LeaseSpec) -> bool {
+        spec.holder() == Some(self.settings.identity.as_str())
+            && spec
+                .renew_time
+                .as_ref()
+                .is_some_and(|t| self.written.contains(t))
+    }
+
+    /// We are about to send `body` (a take, create or renewal): remember its renewTime as
+    /// ours, since the write may be stored even if its answer is lost.
+    pub fn will_write(&mut self, body: &Lease) {
+        if let Some(t) = &body.spec.renew_time {
+            if self.written.len() >= WRITTEN_CAP {
+                self.written.remove(0);
+            }
+            self.written.push(t.clone());
+        }
+    }
+
+    /// A write of ours was stored and came back as `lease`: any other send still unanswered
+    /// was conditional on an older resourceVersion and can no longer be stored, so only this
+    /// renewTime is ours from now on. (Fold `lease` in with [`Core::observe`].)
+    pub fn stored(&mut self, lease: &Lease) {
+        self.written.clear();
+        self.written.extend(lease.spec.renew_time.clone());
     }
 
     /// What a candidate does at `now` (`wall` is written into the record).
@@ -199,11 +254,11 @@ impl Core {
         let stamp = timefmt::micro_time(wall);
         let duration = self.lease_duration_seconds();
         let Some(current) = &observed.lease else {
-            if let Some((holder, d)) = &observed.vanished_holder {
+            if let Some((_, d)) = &observed.vanished_holder {
                 let until = observed.record_since + *d;
-                if *holder != self.settings.identity && now < until {
-                    // Deleted under a live holder: its CMD may still run until its lease
-                    // would have expired.
+                if !observed.vanished_ours && now < until {
+                    // Deleted under a live holder (anyone but this process): its CMD may
+                    // still run until its lease would have expired.
                     return Step::WaitUntil(until);
                 }
             }
@@ -222,14 +277,18 @@ impl Core {
             ));
         };
         let mut body = current.clone();
+        if self.wrote(&current.spec) {
+            // Ours already (a take whose answer was lost): the same term goes on, so keep
+            // acquireTime and leaseTransitions.
+            body.spec.lease_duration_seconds = Some(duration);
+            body.spec.renew_time = Some(stamp);
+            return Step::Take(body);
+        }
         match current.spec.holder() {
-            Some(h) if h == self.settings.identity => {
-                // Ours already (e.g. we restarted with the same identity): keep acquireTime and
-                // leaseTransitions, as client-go does.
-                body.spec.lease_duration_seconds = Some(duration);
-                body.spec.renew_time = Some(stamp);
-                Step::Take(body)
-            }
+            // Anyone else, including a record naming our identity that this process did not
+            // write (a twin, a replacement pod with our name, our own previous run): wait
+            // until it expires by our clock. Taking it over is a new term (`acquired`), unlike
+            // client-go, which takes a lease naming itself at once and keeps its history.
             Some(_) => {
                 let expiry = observed.record_since + self.record_duration(&current.spec);
                 if now < expiry {
@@ -261,7 +320,7 @@ impl Core {
     }
 
     /// The body of a renewal: the lease we hold with `renewTime` moved. `None` if the lease we
-    /// last saw is not ours.
+    /// last saw is not ours ([`Core::we_hold`]).
     pub fn renewal(&self, wall: SystemTime) -> Option<Lease> {
         if !self.we_hold() {
             return None;
@@ -273,7 +332,8 @@ impl Core {
     }
 
     /// The body that gives the lease up: empty holder, duration 1 s, both times now,
-    /// transitions kept. `None` if the lease we last saw is not ours.
+    /// transitions kept. `None` if the lease we last saw is not ours ([`Core::we_hold`]): a
+    /// record naming us that this process did not write belongs to a twin, whose CMD may run.
     pub fn release(&self, wall: SystemTime) -> Option<Lease> {
         if !self.we_hold() {
             return None;
@@ -409,14 +469,16 @@ mod tests {
         assert_eq!(body.spec.lease_transitions, Some(5));
 
         let mut c = Core::new(settings());
-        c.observe(Some(lease("me", "2026-11-24T08:00:00.000000Z", "8")), t0);
+        let own = lease("me", "2026-11-24T08:00:00.000000Z", "8");
+        c.stored(&own);
+        c.observe(Some(own), t0);
         let Step::Take(body) = c.candidate_step(t0, wall()) else {
             panic!("expected take")
         };
         assert_eq!(
             body.spec.lease_transitions,
             Some(4),
-            "same identity: no transition"
+            "our own record: no transition"
         );
         assert_eq!(
             body.spec.acquire_time.as_deref(),
@@ -445,7 +507,9 @@ mod tests {
         c.observe(Some(lease("other", "2026-11-24T08:00:00.000000Z", "1")), t0);
         assert!(c.renewal(wall()).is_none());
         assert!(c.release(wall()).is_none());
-        c.observe(Some(lease("me", "2026-11-24T08:00:00.000000Z", "2")), t0);
+        let own = lease("me", "2026-11-24T08:00:00.000000Z", "2");
+        c.stored(&own);
+        c.observe(Some(own), t0);
         let r = c.renewal(wall()).expect("ours");
         assert_eq!(
             r.spec.acquire_time.as_deref(),
@@ -499,7 +563,9 @@ mod tests {
         ));
         // Our own vanished lease may be re-created at once; a never-seen one too.
         let mut c = Core::new(settings());
-        c.observe(Some(lease("me", "2026-11-24T08:00:00.000000Z", "1")), t0);
+        let own = lease("me", "2026-11-24T08:00:00.000000Z", "1");
+        c.stored(&own);
+        c.observe(Some(own), t0);
         c.observe(None, t1);
         assert!(matches!(c.candidate_step(t1, wall()), Step::Create(_)));
         let mut c = Core::new(settings());
@@ -519,5 +585,208 @@ mod tests {
             t0 + Duration::from_secs(5),
         );
         assert_eq!(c.expires_at(), Some(t0 + Duration::from_secs(10)));
+    }
+
+    /// What a candidate does with the record of a table case.
+    #[derive(Debug, PartialEq)]
+    enum Expect {
+        /// Wait until this many seconds after the record was first seen.
+        WaitUntil(u64),
+        /// Take it as a new term: transitions bumped, acquireTime now.
+        TakeAsNewTerm,
+        /// Take it as the same term: transitions and acquireTime kept.
+        TakeAsSameTerm,
+        /// Create the Lease.
+        Create,
+    }
+
+    /// One case of the identity table: a record (10 s duration, 4 transitions) naming
+    /// `holder`, whether this process wrote it, whether it then vanished, and what a
+    /// candidate does `at` seconds after first seeing it.
+    struct Case {
+        name: &'static str,
+        holder: &'static str,
+        we_wrote: bool,
+        vanished: bool,
+        at: u64,
+        expect: Expect,
+    }
+
+    const IDENTITY_CASES: &[Case] = &[
+        Case {
+            name: "a lease naming us that we did not write is not taken while fresh",
+            holder: "me",
+            we_wrote: false,
+            vanished: false,
+            at: 0,
+            expect: Expect::WaitUntil(10),
+        },
+        Case {
+            name: "a lease naming us that we did not write is still not taken just before expiry",
+            holder: "me",
+            we_wrote: false,
+            vanished: false,
+            at: 9,
+            expect: Expect::WaitUntil(10),
+        },
+        Case {
+            name: "a lease naming us that we did not write is taken once it expires by our clock, as a new term",
+            holder: "me",
+            we_wrote: false,
+            vanished: false,
+            at: 10,
+            expect: Expect::TakeAsNewTerm,
+        },
+        Case {
+            name: "a released lease (empty holder) is taken at once",
+            holder: "",
+            we_wrote: false,
+            vanished: false,
+            at: 0,
+            expect: Expect::TakeAsNewTerm,
+        },
+        Case {
+            name: "a record we wrote (a take whose answer was lost) is ours at once",
+            holder: "me",
+            we_wrote: true,
+            vanished: false,
+            at: 0,
+            expect: Expect::TakeAsSameTerm,
+        },
+        Case {
+            name: "a foreign lease is not taken while fresh",
+            holder: "other",
+            we_wrote: false,
+            vanished: false,
+            at: 0,
+            expect: Expect::WaitUntil(10),
+        },
+        Case {
+            name: "a foreign lease is taken once it expires, as a new term",
+            holder: "other",
+            we_wrote: false,
+            vanished: false,
+            at: 10,
+            expect: Expect::TakeAsNewTerm,
+        },
+        Case {
+            name: "a lease naming us that we did not write and that vanished is not re-created while it would live",
+            holder: "me",
+            we_wrote: false,
+            vanished: true,
+            at: 0,
+            expect: Expect::WaitUntil(10),
+        },
+        Case {
+            name: "our own lease that vanished is re-created at once",
+            holder: "me",
+            we_wrote: true,
+            vanished: true,
+            at: 0,
+            expect: Expect::Create,
+        },
+    ];
+
+    #[test]
+    fn a_lease_naming_us_is_ours_only_if_this_process_wrote_it() {
+        let mut failed = Vec::new();
+        for case in IDENTITY_CASES {
+            let mut c = Core::new(settings());
+            let t0 = Instant::now();
+            let record = lease(case.holder, "2026-11-24T08:00:00.000000Z", "7");
+            if case.we_wrote {
+                c.will_write(&record);
+            }
+            c.observe(Some(record), t0);
+            if case.vanished {
+                c.observe(None, t0);
+            }
+            let got = match c.candidate_step(t0 + Duration::from_secs(case.at), wall()) {
+                Step::WaitUntil(t) => Ok(Expect::WaitUntil(t.duration_since(t0).as_secs())),
+                Step::Create(_) => Ok(Expect::Create),
+                Step::Take(body) if body.spec.holder() != Some("me") => {
+                    Err(format!("takes for {:?}", body.spec.holder()))
+                }
+                Step::Take(body) if body.resource_version() != Some("7") => {
+                    Err("an unconditional write".to_string())
+                }
+                Step::Take(body) => {
+                    match (
+                        body.spec.lease_transitions,
+                        body.spec.acquire_time.as_deref(),
+                    ) {
+                        (Some(5), Some("2026-11-25T08:15:30.000000Z")) => Ok(Expect::TakeAsNewTerm),
+                        (Some(4), Some("2026-11-24T08:00:00.000000Z")) => {
+                            Ok(Expect::TakeAsSameTerm)
+                        }
+                        other => Err(format!("takes with the history {other:?}")),
+                    }
+                }
+                Step::Read => Err("reads again".to_string()),
+            };
+            if got.as_ref() != Ok(&case.expect) {
+                failed.push(format!(
+                    "{}: expected {:?}, got {got:?}",
+                    case.name, case.expect
+                ));
+            }
+        }
+        assert!(failed.is_empty(), "{}", failed.join("\n"));
+    }
+
+    #[test]
+    fn only_a_record_this_process_wrote_is_renewed_or_released() {
+        let t0 = Instant::now();
+        let twin = lease("me", "2026-11-24T08:00:00.000000Z", "1");
+        let mut c = Core::new(settings());
+        c.observe(Some(twin.clone()), t0);
+        assert!(c.names_us());
+        assert!(!c.we_hold(), "a twin's record is not ours");
+        assert!(
+            c.renewal(wall()).is_none(),
+            "a twin's record is not renewed"
+        );
+        assert!(
+            c.release(wall()).is_none(),
+            "a twin's record is not released"
+        );
+
+        // Our renewals are recognized: the stored one, and any sent since whose answer was
+        // lost; an earlier send is forgotten once a later write is stored.
+        let mut c = Core::new(settings());
+        c.stored(&twin);
+        c.observe(Some(twin.clone()), t0);
+        assert!(c.we_hold());
+        let sent = c.renewal(wall()).expect("ours");
+        c.will_write(&sent);
+        let mut answer_lost = sent.clone();
+        answer_lost.metadata.resource_version = Some("2".into());
+        c.observe(Some(answer_lost.clone()), t0);
+        assert!(c.we_hold(), "a renewal whose answer was lost is still ours");
+        assert!(c.release(wall()).is_some());
+        let mut later = answer_lost.clone();
+        later.spec.renew_time = Some("2026-11-25T08:15:31.000000Z".into());
+        later.metadata.resource_version = Some("3".into());
+        c.will_write(&later);
+        c.stored(&later);
+        c.observe(Some(answer_lost), t0);
+        assert!(
+            !c.we_hold(),
+            "an earlier send is forgotten once a later one is stored"
+        );
+
+        // Only the last few sends are remembered: forgetting errs on the safe side.
+        let mut c = Core::new(settings());
+        let first = lease("me", "2026-11-24T08:00:00.000000Z", "1");
+        c.will_write(&first);
+        for i in 0..WRITTEN_CAP {
+            c.will_write(&lease(
+                "me",
+                &format!("2026-11-24T08:01:{i:02}.000000Z"),
+                "1",
+            ));
+        }
+        c.observe(Some(first), t0);
+        assert!(!c.we_hold());
     }
 }

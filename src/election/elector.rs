@@ -12,7 +12,7 @@ use log::{debug, info, warn};
 
 use super::core::{Core, HolderChange, Settings, Step};
 use super::jitter::Jitter;
-use super::messages::{Campaign, Inbox, LeaderHooks, Term};
+use super::messages::{Campaign, Inbox, LeaderHooks, LostCause, Term};
 use super::renew::{RenewError, Renewal};
 use super::watch::WatchState;
 use crate::config::Timings;
@@ -36,10 +36,6 @@ pub struct Elector {
     stopping: bool,
     /// Never release: [`Inbox::Abandon`] arrived, or another process renews under our name.
     pub(super) keep_lease: bool,
-    /// renewTime values we wrote during this term (the last confirmed one and any sent since,
-    /// whose answers may have been lost): a stored renewTime outside this list was written by
-    /// somebody else under our identity.
-    pub(super) written: Vec<String>,
 }
 
 impl Elector {
@@ -63,7 +59,6 @@ impl Elector {
             renewed_at: None,
             stopping: false,
             keep_lease: false,
-            written: Vec::new(),
         }
     }
 
@@ -99,7 +94,11 @@ impl Elector {
         }
         match self.core.observe(lease, at) {
             HolderChange::Unchanged => {}
-            HolderChange::Taken(h) if h == self.settings().identity => {}
+            HolderChange::Taken(h) if h == self.settings().identity => {
+                if !self.core.we_hold() {
+                    info!("the lease names our identity {h:?} but this process did not write it (a previous run, or another replica with the same identity): waiting until it is released or expires");
+                }
+            }
             HolderChange::Taken(h) => info!("new leader: {h}"),
             HolderChange::Freed => info!("the lease {} is free", self.settings().lock_name),
         }
@@ -194,6 +193,8 @@ impl Elector {
             return ControlFlow::Break(Campaign::Shutdown);
         }
         let sent = Instant::now();
+        // The answer may be lost while the write is stored: remember it as ours.
+        self.core.will_write(&body);
         let creating = body.resource_version().is_none();
         let result = if creating {
             self.client.create::<_, Lease>(
@@ -207,6 +208,7 @@ impl Elector {
         };
         match result {
             Ok(lease) => {
+                self.core.stored(&lease);
                 self.observe(Some(lease), sent);
                 self.became_leader(sent);
                 return ControlFlow::Break(Campaign::Elected);
@@ -267,12 +269,6 @@ impl Elector {
     /// Our write made us the holder (sent at `sent`): start the term.
     fn became_leader(&mut self, sent: Instant) {
         self.renewed_at = Some(sent);
-        self.written = self
-            .core
-            .lease()
-            .and_then(|l| l.spec.renew_time.clone())
-            .into_iter()
-            .collect();
         // A running watch is of no use to the leader; its events are ignored from now on and
         // it ends by itself when the server closes it.
         self.watch.forget_running();
@@ -303,7 +299,7 @@ impl Elector {
                 return Term::Shutdown;
             }
             let Some(step_down_at) = self.step_down_at() else {
-                return self.lost("not leading".into());
+                return self.lost(LostCause::NotLeading);
             };
             let now = Instant::now();
             if std::mem::take(&mut self.stopping) {
@@ -311,10 +307,10 @@ impl Elector {
                 continue;
             }
             if now >= step_down_at {
-                return self.lost(format!(
-                    "no successful renewal for {} (last error: {last_error})",
-                    crate::config::show(self.timings().renew_deadline)
-                ));
+                return self.lost(LostCause::RenewDeadline {
+                    deadline: self.timings().renew_deadline,
+                    last_error,
+                });
             }
             let deadline = step_down_at.min(now + per_request);
             let attempt = if self.core.lease().is_none() {
@@ -328,7 +324,7 @@ impl Elector {
                     hooks.renewed(next.min(step_down_at));
                 }
                 Ok(Renewal::RetryNow) => next = Instant::now(),
-                Err(RenewError::Lost(reason)) => return self.lost(reason),
+                Err(RenewError::Lost(cause)) => return self.lost(cause),
                 Err(RenewError::Request(e)) => {
                     warn!("renewal failed: {e}");
                     last_error = e.to_string();
@@ -360,12 +356,12 @@ impl Elector {
             .map_or_else(|| "nobody".to_string(), |h| format!("{h:?}"))
     }
 
-    /// Ends the term: leadership is gone, for `reason`.
-    fn lost(&mut self, reason: String) -> Term {
-        warn!("lost leadership: {reason}");
+    /// Ends the term: leadership is gone, because of `cause`.
+    fn lost(&mut self, cause: LostCause) -> Term {
+        warn!("lost leadership: {cause}");
         self.renewed_at = None;
         self.snapshot.update(|s| s.leading = false);
-        Term::Lost(reason)
+        Term::Lost(cause.into())
     }
 
     /// Blocks until the main thread sends [`Inbox::Shutdown`] (after a lost term, while CMD
@@ -383,9 +379,10 @@ impl Elector {
         }
     }
 
-    /// Gives the lease up if it is still ours: a conditional PUT of the cached lease (which
-    /// only succeeds if nobody wrote it since our last renewal), and on Conflict one fresh read
-    /// and one more try if it still names us. Bounded by `deadline`.
+    /// Gives the lease up if it is still ours (it names us and this process wrote it): a
+    /// conditional PUT of the cached lease (which only succeeds if nobody wrote it since our
+    /// last renewal), and on Conflict one fresh read and one more try if it is still ours.
+    /// Bounded by `deadline`.
     pub fn release(&mut self, deadline: Instant) {
         self.snapshot.update(|s| s.leading = false);
         self.renewed_at = None;
@@ -395,15 +392,14 @@ impl Elector {
         }
         for attempt in 0..2 {
             let Some(body) = self.core.release(SystemTime::now()) else {
-                debug!("not releasing: the lease is held by {}", self.holder_text());
+                if self.core.names_us() {
+                    // It names us, but we did not write it: a twin with our identity holds it.
+                    warn!("not releasing: the lease was renewed under our name by another process");
+                } else {
+                    debug!("not releasing: the lease is held by {}", self.holder_text());
+                }
                 return;
             };
-            let stored = self.core.lease().and_then(|l| l.spec.renew_time.as_ref());
-            if attempt > 0 && !stored.is_some_and(|t| self.written.contains(t)) {
-                // It names us, but we did not write it: a twin with our identity holds it.
-                warn!("not releasing: the lease was renewed under our name by another process");
-                return;
-            }
             let at = Instant::now();
             match self
                 .client

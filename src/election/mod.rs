@@ -16,6 +16,12 @@
 //! *sent* the last successful renewal, which is no later than the moment the server stored it
 //! and so no later than anyone else's observation of it.
 //!
+//! A Lease naming our identity is ours only if this process wrote its record (its renewTime is
+//! one we sent); one written by anybody else under our name (a twin, a replacement pod with
+//! the same name, our own previous run) is waited out like a foreign holder's, and taking it
+//! over starts a new term. Stricter than client-go, so that two processes sharing an identity
+//! never run CMD at once.
+//!
 //! Knows Kubernetes (through [`crate::kube`]) but nothing of processes.
 
 mod core;
@@ -27,5 +33,5 @@ mod watch;
 
 pub use self::core::{Core, HolderChange, Observed, Settings, Step};
 pub use self::elector::Elector;
-pub use self::messages::{Campaign, Inbox, LeaderHooks, Term};
+pub use self::messages::{Campaign, Inbox, LeaderHooks, Lost, LostCause, Term};
 pub use crate::leadership::{Snapshot, Status};

@@ -9,6 +9,7 @@ use log::{debug, warn};
 
 use super::core::Step;
 use super::elector::Elector;
+use super::messages::LostCause;
 use crate::kube;
 use crate::lease::Lease;
 
@@ -23,7 +24,7 @@ pub(super) enum Renewal {
 /// A renewal attempt that did not.
 pub(super) enum RenewError {
     /// Leadership is gone, for this reason.
-    Lost(String),
+    Lost(LostCause),
     /// The request failed: try again at the next retry, until the step-down time.
     Request(kube::Error),
 }
@@ -33,14 +34,13 @@ impl Elector {
     /// resourceVersion.
     pub(super) fn renew_once(&mut self, deadline: Instant) -> Result<Renewal, RenewError> {
         let Some(body) = self.core.renewal(SystemTime::now()) else {
-            return Err(RenewError::Lost(format!(
-                "the lease is held by {}",
-                self.holder_text()
-            )));
+            return Err(RenewError::Lost(LostCause::NotHeld {
+                holder: self.core.holder().map(String::from),
+            }));
         };
         let sent = Instant::now();
         // A request whose answer is lost may still have been stored: remember what we sent.
-        self.written.extend(body.spec.renew_time.clone());
+        self.core.will_write(&body);
         match self
             .client
             .replace::<_, Lease>(&self.lease_path(), &body, deadline)
@@ -53,30 +53,27 @@ impl Elector {
                 self.snapshot.update(|s| s.slowpath += 1);
                 debug!("renewal conflicted; reading the lease");
                 self.read_within(deadline).map_err(RenewError::Request)?;
-                let stored = self.core.lease().and_then(|l| l.spec.renew_time.as_ref());
-                match self.core.lease() {
+                if self.core.lease().is_none() {
                     // Deleted (a PUT carrying the old uid is a Conflict upstream): the next
                     // attempt re-creates it.
-                    None => Ok(Renewal::RetryNow),
-                    Some(_) if self.core.we_hold() => {
-                        if stored.is_some_and(|t| self.written.contains(t)) {
-                            // Only metadata changed (labels, annotations): retry at once.
-                            return Ok(Renewal::RetryNow);
-                        }
+                    return Ok(Renewal::RetryNow);
+                }
+                if self.core.we_hold() {
+                    // Only metadata changed (labels, annotations): retry at once.
+                    return Ok(Renewal::RetryNow);
+                }
+                match self.core.holder() {
+                    Some(_) if self.core.names_us() => {
                         // Someone else renews under our name: two replicas share an identity
                         // and each would run CMD. Step down loudly, and leave the lease to
                         // the other one (releasing it would free it under a running CMD).
                         self.keep_lease = true;
-                        Err(RenewError::Lost(format!(
-                            "another process renews the lease as {:?}; every replica needs a unique {}",
-                            self.settings().identity,
-                            crate::config::IDENTITY
-                        )))
+                        Err(RenewError::Lost(LostCause::TwinRenewing {
+                            identity: self.settings().identity.clone(),
+                        }))
                     }
-                    Some(_) => Err(RenewError::Lost(format!(
-                        "the lease was taken by {}",
-                        self.holder_text()
-                    ))),
+                    Some(h) => Err(RenewError::Lost(LostCause::TakenOver { by: h.to_string() })),
+                    None => Err(RenewError::Lost(LostCause::Freed)),
                 }
             }
             Err(kube::Error::NotFound(_)) => {
@@ -93,25 +90,23 @@ impl Elector {
         warn!("the lease was deleted while we held it; creating it again");
         let sent = Instant::now();
         let Step::Create(body) = self.core.candidate_step(sent, SystemTime::now()) else {
-            return Err(RenewError::Lost("the lease vanished".into()));
+            return Err(RenewError::Lost(LostCause::Vanished));
         };
+        self.core.will_write(&body);
         let collection = kube::leases_path(&self.settings().namespace);
         match self.client.create::<_, Lease>(&collection, &body, deadline) {
             Ok(lease) => {
                 self.confirmed(lease, sent);
                 Ok(Renewal::Stored(sent))
             }
-            Err(kube::Error::AlreadyExists(_)) => Err(RenewError::Lost(
-                "the lease was deleted and re-created by another replica".into(),
-            )),
+            Err(kube::Error::AlreadyExists(_)) => Err(RenewError::Lost(LostCause::Recreated)),
             Err(e) => Err(RenewError::Request(e)),
         }
     }
 
     /// A write of ours was stored: it is the lease now, and it counts as a renewal.
     fn confirmed(&mut self, lease: Lease, sent: Instant) {
-        self.written.clear();
-        self.written.extend(lease.spec.renew_time.clone());
+        self.core.stored(&lease);
         self.observe(Some(lease), sent);
         self.renewed(sent);
     }

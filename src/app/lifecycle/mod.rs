@@ -48,6 +48,9 @@ pub enum Report {
     Elected,
     /// Leadership is lost: stop CMD now.
     Lost(String),
+    /// Leadership is lost and another process holds the Lease (a new leader, or a twin
+    /// renewing under our identity), so its CMD may already run: SIGKILL ours at once.
+    TakenOver(String),
     /// Give up: a failure retrying cannot fix. The lease is not held.
     Fatal(String),
     /// The elector is done (after Shutdown): the lease is released or was never ours.
@@ -270,6 +273,21 @@ impl Lifecycle {
                 facts,
                 out,
             ),
+            (Leading, Input::Report(Report::TakenOver(reason))) => {
+                // An assumption already broke (another CMD may run): no grace period.
+                out.push(log(
+                    Level::Warn,
+                    format!("stepping down ({reason}): another CMD may already run, sending SIGKILL now"),
+                ));
+                out.push(Action::StepDown {
+                    kill_at: now,
+                    reap_by: self.reap_by(now, facts),
+                });
+                Phase::Reaping {
+                    code: exit::LOST_LEADERSHIP,
+                    then: AfterReap::Leave,
+                }
+            }
             (Campaigning | Leading | Exiting { .. }, Input::Report(Report::Fatal(msg))) => {
                 out.push(log(Level::Error, msg));
                 match phase {
@@ -392,9 +410,15 @@ impl Lifecycle {
         ));
         out.push(Action::StepDown {
             kill_at,
-            reap_by: last + s.lease_duration,
+            reap_by: self.reap_by(now, facts),
         });
         Phase::Reaping { code, then }
+    }
+
+    /// Everything of CMD must be reaped by the last successful renewal + lease duration:
+    /// nobody else can hold the lease before then.
+    fn reap_by(&self, now: Instant, facts: &Facts) -> Instant {
+        facts.last_renew.unwrap_or(now) + self.settings.lease_duration
     }
 
     /// Tell the elector to leave (releasing the lease only with `release`), then wait for it.

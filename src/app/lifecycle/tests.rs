@@ -221,6 +221,21 @@ fn transitions() {
             next: reaping(exit::LOST_LEADERSHIP, AfterReap::Leave),
         },
         Case {
+            name: "taken over by another holder: SIGKILL at once, no grace period",
+            phase: Phase::Leading,
+            facts: renewed,
+            at: secs(4),
+            input: Input::Report(Report::TakenOver("the lease is held by b".into())),
+            actions: vec![
+                warn("stepping down (the lease is held by b): another CMD may already run, sending SIGKILL now"),
+                Action::StepDown {
+                    kill_at: t0 + secs(4),
+                    reap_by: t0 + secs(15),
+                },
+            ],
+            next: reaping(exit::LOST_LEADERSHIP, AfterReap::Leave),
+        },
+        Case {
             name: "lost leadership without any renewal recorded counts from now",
             phase: Phase::Leading,
             facts: none,
