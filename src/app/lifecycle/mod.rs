@@ -23,9 +23,6 @@ use log::Level;
 use super::exit;
 use crate::config;
 
-/// How long CMD's leftovers get to die after CMD itself exited.
-const LEFTOVER_BUDGET: Duration = Duration::from_secs(1);
-
 /// On the way out we wait for the elector to release the lease (or stop campaigning) for the
 /// renew deadline (one request in flight) plus this (the release itself).
 const RELEASE_BUDGET: Duration = Duration::from_secs(1);
@@ -39,6 +36,9 @@ pub struct Settings {
     pub lease_duration: Duration,
     /// How long CMD gets after the renew deadline before SIGKILL.
     pub grace_period: Duration,
+    /// Kept between a SIGKILL and the moment the lease could expire for others: the kernel
+    /// needs that long to finish a large process.
+    pub kill_margin: Duration,
 }
 
 /// What the elector thread tells the main thread.
@@ -249,10 +249,13 @@ impl Lifecycle {
             }
 
             (Leading, Input::CmdExited { code }) => {
-                // Nothing CMD started may outlive our hold on the lease.
-                out.push(Action::KillLeftovers {
-                    deadline: now + LEFTOVER_BUDGET,
-                });
+                // Nothing CMD started may outlive our hold on the lease: the leftovers get
+                // until it could expire for others, less the kill margin.
+                let deadline = self
+                    .reap_by(now, facts)
+                    .checked_sub(self.settings.kill_margin)
+                    .map_or(now, |t| t.max(now));
+                out.push(Action::KillLeftovers { deadline });
                 Reaping {
                     code,
                     then: AfterReap::Leave,

@@ -18,6 +18,7 @@ fn settings() -> Settings {
         renew_deadline: Duration::from_secs(10),
         lease_duration: Duration::from_secs(15),
         grace_period: Duration::from_secs(2),
+        kill_margin: Duration::from_secs(1),
     }
 }
 
@@ -167,13 +168,24 @@ fn transitions() {
         },
         // CMD exits.
         Case {
-            name: "CMD exits while leading: kill its leftovers first",
+            name: "CMD exits while leading: leftovers get until the lease could expire, less the kill margin",
             phase: Phase::Leading,
             facts: renewed,
             at: secs(1),
             input: Input::CmdExited { code: 3 },
             actions: vec![Action::KillLeftovers {
-                deadline: t0 + secs(2),
+                deadline: t0 + secs(14),
+            }],
+            next: reaping(3, AfterReap::Leave),
+        },
+        Case {
+            name: "CMD exits when the lease is about to expire: leftovers get no time beyond now",
+            phase: Phase::Leading,
+            facts: renewed,
+            at: secs(14) + Duration::from_millis(500),
+            input: Input::CmdExited { code: 3 },
+            actions: vec![Action::KillLeftovers {
+                deadline: t0 + secs(14) + Duration::from_millis(500),
             }],
             next: reaping(3, AfterReap::Leave),
         },
@@ -542,7 +554,7 @@ fn a_term_ended_by_sigterm_exits_with_cmds_code() {
             Action::Tell(Message::Stopping),
             Action::Forward(15),
             Action::KillLeftovers {
-                deadline: t0 + secs(3)
+                deadline: t0 + secs(14)
             },
             Action::Tell(Message::Shutdown),
             Action::Exit(143),
