@@ -4,11 +4,12 @@
 //!
 //! Submodules: `incluster` (addresses, service-account files), `tls` (the cluster CA as the
 //! only trust anchor), `token` (rotation, redaction), `error` (Status objects → typed errors),
-//! `client` (requests, watches, paths).
+//! `client` (requests, watches, paths), `meta` (object metadata, [`ObjectMeta`]).
 
 mod client;
 mod error;
 mod incluster;
+mod meta;
 mod tls;
 mod token;
 
@@ -18,6 +19,7 @@ pub use client::{
 };
 pub use error::{from_response, parse_retry_after, Error};
 pub use incluster::{InClusterConfig, DEFAULT_SERVICEACCOUNT_DIR, SERVICEACCOUNT_DIR_ENV};
+pub use meta::ObjectMeta;
 
 /// Log targets the program's logger must keep below `Trace`: at trace level ureq-proto
 /// hex-dumps raw HTTP requests, `Authorization: Bearer <token>` included. (ureq itself
