@@ -6,7 +6,6 @@ use std::time::Duration;
 use super::error::{bad, ConfigError};
 use super::vars::{LEASE_DURATION, RENEW_DEADLINE};
 
-// client-go's defaults, which the Go tool also uses.
 /// Default lease duration (client-go's, which the Go tool also uses).
 pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
 /// Default renew deadline (client-go's, which the Go tool also uses).

@@ -40,6 +40,7 @@ impl Router {
         Ok(())
     }
 
+    /// Writes the v1 Endpoints object so that it lists this pod only.
     pub(super) fn point_endpoints(&mut self, deadline: Instant) -> Result<(), Error> {
         let path = self.path(Kind::Endpoints);
         let collection = self.collection(Kind::Endpoints);

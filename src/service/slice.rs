@@ -17,6 +17,7 @@ use crate::config::Service;
 use crate::kube::Error;
 
 impl Router {
+    /// Writes our EndpointSlice so that it lists this pod only (see the module header).
     pub(super) fn point_slice(&mut self, deadline: Instant) -> Result<(), Error> {
         let path = self.path(Kind::Slice);
         let collection = self.collection(Kind::Slice);
