@@ -11,21 +11,28 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::kube::ObjectMeta;
 use crate::timefmt;
 
+/// The Lease's `apiVersion`.
 pub const API_VERSION: &str = "coordination.k8s.io/v1";
+/// The Lease's `kind`.
 pub const KIND: &str = "Lease";
 
 /// A Lease as read from or written to the API server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Lease {
+    /// `apiVersion`; [`API_VERSION`] when missing.
     #[serde(default = "api_version")]
     pub api_version: String,
+    /// `kind`; [`KIND`] when missing.
     #[serde(default = "kind")]
     pub kind: String,
+    /// The object's metadata (name, namespace, resourceVersion; the rest kept as it came).
     #[serde(default)]
     pub metadata: ObjectMeta,
+    /// The election record.
     #[serde(default)]
     pub spec: LeaseSpec,
     /// Top-level fields we do not know (e.g. a future `status`).
@@ -41,28 +48,19 @@ fn kind() -> String {
     KIND.to_string()
 }
 
-/// The part of `metadata` we read; everything else is carried in `rest`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObjectMeta {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource_version: Option<String>,
-    #[serde(flatten)]
-    pub rest: Map<String, Value>,
-}
-
 /// The five fields of the election record, borrowed: what client-go compares to decide
 /// whether the lease changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record<'a> {
+    /// `holderIdentity`, `None` when missing or empty (the lease is free).
     pub holder: Option<&'a str>,
+    /// `leaseDurationSeconds`.
     pub duration: Option<i32>,
+    /// `acquireTime`, as the text the server sent.
     pub acquire_time: Option<&'a str>,
+    /// `renewTime`, as the text the server sent.
     pub renew_time: Option<&'a str>,
+    /// `leaseTransitions`.
     pub transitions: Option<i32>,
 }
 
@@ -70,14 +68,19 @@ pub struct Record<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LeaseSpec {
+    /// `holderIdentity`: who holds the lease (empty or missing: nobody).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holder_identity: Option<String>,
+    /// `leaseDurationSeconds`: how long others wait for a silent holder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_duration_seconds: Option<i32>,
+    /// `acquireTime` (MicroTime text): when the current holder took the lease.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acquire_time: Option<String>,
+    /// `renewTime` (MicroTime text): the holder's last renewal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renew_time: Option<String>,
+    /// `leaseTransitions`: how many times the holder changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_transitions: Option<i32>,
     /// `strategy`, `preferredHolder` and anything newer.

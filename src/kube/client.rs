@@ -2,68 +2,39 @@
 //! JSON get/create/replace/delete/list and line-delimited watch streams, each bounded by an
 //! absolute deadline; the rotating bearer token (re-read and retried once after a 401);
 //! `Status` bodies mapped to [`Error`]; server `Warning` headers logged once each.
+//! Paths and queries are built in `paths`, watch streams read in `watch`, `Warning` headers
+//! parsed in `warnings`.
 
 use std::collections::HashSet;
 use std::fmt;
-use std::io::{self, BufRead, BufReader, Read};
-use std::marker::PhantomData;
+use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use ureq::config::Config;
 use ureq::http::Uri;
 use ureq::http::{self, Method, Response};
 use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
-use ureq::{Agent, Body, BodyReader};
+use ureq::{Agent, Body};
 
-use super::error::{self, Error, Status};
+use super::error::{self, Error};
 use super::incluster::InClusterConfig;
+use super::paths::{list_query, normalize_path, query_string, ListParams};
 use super::tls;
 use super::token::{Token, TokenSource, REFRESH_INTERVAL};
+use super::warnings::new_warnings;
+use super::watch::WatchStream;
 
+/// Our `User-Agent`: the program and its version.
 const USER_AGENT: &str = concat!("k8s-await-election/", env!("CARGO_PKG_VERSION"));
 /// Largest successful response body we accept.
 const MAX_BODY: u64 = 64 * 1024 * 1024;
 /// Largest error body we read (the rest is discarded, and so is the connection).
 const MAX_ERROR_BODY: u64 = 64 * 1024;
-/// Largest single watch event line.
-const MAX_WATCH_EVENT: u64 = 16 * 1024 * 1024;
-/// Distinct `Warning` texts remembered (so each is logged once); beyond this we stop logging.
-const MAX_REMEMBERED_WARNINGS: usize = 256;
-
-/// Label and field selectors of a list or watch.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ListParams {
-    pub label_selector: Option<String>,
-    pub field_selector: Option<String>,
-}
-
-impl ListParams {
-    /// Selects the one object named `name` (`fieldSelector=metadata.name=<name>`).
-    pub fn named(name: &str) -> ListParams {
-        ListParams {
-            label_selector: None,
-            field_selector: Some(format!("metadata.name={name}")),
-        }
-    }
-}
-
-/// One event of a watch stream.
-#[derive(Debug, Clone, PartialEq)]
-pub enum WatchEvent<T> {
-    Added(T),
-    Modified(T),
-    Deleted(T),
-    /// The server's progress marker: resume a later watch from this resourceVersion.
-    Bookmark {
-        resource_version: String,
-    },
-}
-
 /// A blocking client for the Kubernetes API. Cheap to clone (clones share the connection
 /// pool and the token); usable from several threads.
 #[derive(Clone)]
@@ -203,14 +174,12 @@ impl Client {
         let query = query_string(&q);
         let resp = self.execute(Method::GET, collection_path, &query, None, deadline)?;
         let reader = resp.into_body().into_with_config().limit(u64::MAX).reader();
-        Ok(WatchStream {
-            reader: BufReader::new(reader),
+        Ok(WatchStream::new(
+            reader,
             deadline,
-            done: false,
-            path: collection_path.to_string(),
-            client: self.clone(),
-            _marker: PhantomData,
-        })
+            collection_path.to_string(),
+            self.clone(),
+        ))
     }
 
     /// Sends one request (retrying once after a 401 if the token file changed) and returns
@@ -345,7 +314,7 @@ impl Client {
         }
     }
 
-    fn map_io(&self, e: io::Error, deadline: Instant) -> Error {
+    pub(super) fn map_io(&self, e: io::Error, deadline: Instant) -> Error {
         self.map_ureq(ureq::Error::from(e), deadline)
     }
 
@@ -400,273 +369,14 @@ fn map_ureq_error(e: ureq::Error, ca_path: &std::path::Path) -> Error {
     }
 }
 
-/// A watch: newline-delimited JSON events. See [`Client::watch`].
-pub struct WatchStream<T> {
-    reader: BufReader<BodyReader<'static>>,
-    deadline: Instant,
-    done: bool,
-    path: String,
-    client: Client,
-    _marker: PhantomData<fn() -> T>,
-}
-
-impl<T> fmt::Debug for WatchStream<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WatchStream")
-            .field("path", &self.path)
-            .field("deadline", &self.deadline)
-            .field("done", &self.done)
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Deserialize)]
-struct RawEvent {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    object: serde_json::Value,
-}
-
-impl<T: DeserializeOwned> WatchStream<T> {
-    fn next_event(&mut self) -> Option<Result<WatchEvent<T>, Error>> {
-        loop {
-            if Instant::now() >= self.deadline {
-                return Some(Err(Error::Timeout));
-            }
-            let mut line = Vec::new();
-            let read = (&mut self.reader)
-                .take(MAX_WATCH_EVENT)
-                .read_until(b'\n', &mut line);
-            match read {
-                Ok(0) => {
-                    log::debug!("watch {} closed by the server", self.path);
-                    return None;
-                }
-                Ok(_) => {}
-                Err(e) => return Some(Err(self.client.map_io(e, self.deadline))),
-            }
-            if line.last() != Some(&b'\n') && line.len() as u64 >= MAX_WATCH_EVENT {
-                return Some(Err(Error::Decode(format!(
-                    "a watch event on {} is larger than {MAX_WATCH_EVENT} bytes",
-                    self.path
-                ))));
-            }
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            return Some(decode_event(&line));
-        }
-    }
-}
-
-fn decode_event<T: DeserializeOwned>(line: &[u8]) -> Result<WatchEvent<T>, Error> {
-    let raw: RawEvent = serde_json::from_slice(line).map_err(|e| {
-        Error::Decode(format!(
-            "watch event is not JSON ({e}); starts with {:?}",
-            preview(line)
-        ))
-    })?;
-    let object = |o: serde_json::Value| {
-        serde_json::from_value::<T>(o).map_err(|e| {
-            Error::Decode(format!(
-                "the object of a {} watch event is not the expected kind: {e}",
-                raw.kind
-            ))
-        })
-    };
-    match raw.kind.as_str() {
-        "ADDED" => Ok(WatchEvent::Added(object(raw.object.clone())?)),
-        "MODIFIED" => Ok(WatchEvent::Modified(object(raw.object.clone())?)),
-        "DELETED" => Ok(WatchEvent::Deleted(object(raw.object.clone())?)),
-        "BOOKMARK" => {
-            let rv = raw
-                .object
-                .pointer("/metadata/resourceVersion")
-                .and_then(|v| v.as_str())
-                .ok_or_else(|| {
-                    Error::Decode("BOOKMARK watch event without metadata.resourceVersion".into())
-                })?;
-            Ok(WatchEvent::Bookmark {
-                resource_version: rv.to_string(),
-            })
-        }
-        "ERROR" => {
-            let status: Status = serde_json::from_value(raw.object.clone()).unwrap_or_default();
-            let code = status.code.unwrap_or(500);
-            let body = serde_json::to_vec(&raw.object).unwrap_or_default();
-            Err(error::from_status(code, &status, &body, None))
-        }
-        other => Err(Error::Decode(format!("unknown watch event type {other:?}"))),
-    }
-}
-
-impl<T: DeserializeOwned> Iterator for WatchStream<T> {
-    type Item = Result<WatchEvent<T>, Error>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let item = self.next_event();
-        if !matches!(item, Some(Ok(_))) {
-            self.done = true;
-        }
-        item
-    }
-}
-
 fn encode<B: Serialize>(body: &B) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(body)
         .map_err(|e| Error::Decode(format!("cannot encode the request body as JSON: {e}")))
 }
 
-fn normalize_path(path: &str) -> std::borrow::Cow<'_, str> {
-    if path.starts_with('/') {
-        path.into()
-    } else {
-        format!("/{path}").into()
-    }
-}
-
-fn list_query(params: &ListParams) -> Vec<(&'static str, String)> {
-    let mut q = Vec::new();
-    if let Some(f) = params.field_selector.as_deref().filter(|s| !s.is_empty()) {
-        q.push(("fieldSelector", f.to_string()));
-    }
-    if let Some(l) = params.label_selector.as_deref().filter(|s| !s.is_empty()) {
-        q.push(("labelSelector", l.to_string()));
-    }
-    q
-}
-
-/// `?k=v&k2=v2` with values percent-encoded, or `""` for no parameters.
-fn query_string(pairs: &[(&str, String)]) -> String {
-    let mut out = String::new();
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        out.push(if i == 0 { '?' } else { '&' });
-        out.push_str(&percent_encode(k));
-        out.push('=');
-        out.push_str(&percent_encode(v));
-    }
-    out
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-pub(crate) fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// The texts of a `Warning` header value: `299 - "text"[, 299 - "text2"]`. A value that does
-/// not follow the format is returned whole.
-fn parse_warning_texts(value: &str) -> Vec<String> {
-    // Split on commas outside quoted strings, then take each element's first quoted string
-    // (warn-code SP warn-agent SP "text" [SP "date"]).
-    let mut texts = Vec::new();
-    let mut current: Option<String> = None; // the first quoted text of this element
-    let mut in_quote = false;
-    let mut quote_index = 0; // quoted strings seen in this element
-    let mut buf = String::new();
-    let mut chars = value.chars();
-    while let Some(c) = chars.next() {
-        if in_quote {
-            match c {
-                '\\' => {
-                    if let Some(n) = chars.next() {
-                        buf.push(n);
-                    }
-                }
-                '"' => {
-                    in_quote = false;
-                    if quote_index == 0 {
-                        current = Some(std::mem::take(&mut buf));
-                    }
-                    buf.clear();
-                    quote_index += 1;
-                }
-                c => buf.push(c),
-            }
-        } else {
-            match c {
-                '"' => in_quote = true,
-                ',' => {
-                    texts.extend(current.take());
-                    quote_index = 0;
-                }
-                _ => {}
-            }
-        }
-    }
-    if !in_quote {
-        texts.extend(current.take());
-    }
-    if texts.is_empty() && !value.trim().is_empty() {
-        texts.push(value.trim().to_string());
-    }
-    texts
-}
-
-/// The `Warning` texts in `headers` not seen before (remembering them in `seen`).
-fn new_warnings(seen: &Mutex<HashSet<String>>, headers: &http::HeaderMap) -> Vec<String> {
-    let mut fresh = Vec::new();
-    for value in headers.get_all(http::header::WARNING) {
-        let Ok(value) = value.to_str() else { continue };
-        for text in parse_warning_texts(value) {
-            let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-            if seen.len() < MAX_REMEMBERED_WARNINGS && seen.insert(text.clone()) {
-                fresh.push(text);
-            }
-        }
-    }
-    fresh
-}
-
-fn preview(bytes: &[u8]) -> String {
+/// The first 80 bytes of `bytes` as text, for error messages.
+pub(super) fn preview(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..bytes.len().min(80)]).into_owned()
-}
-
-/// `/apis/coordination.k8s.io/v1/namespaces/{ns}/leases/{name}`
-pub fn lease_path(ns: &str, name: &str) -> String {
-    format!("{}/{}", leases_path(ns), percent_encode(name))
-}
-
-/// `/apis/coordination.k8s.io/v1/namespaces/{ns}/leases`
-pub fn leases_path(ns: &str) -> String {
-    format!(
-        "/apis/coordination.k8s.io/v1/namespaces/{}/leases",
-        percent_encode(ns)
-    )
-}
-
-/// `/api/v1/namespaces/{ns}/endpoints/{name}`
-pub fn endpoints_path(ns: &str, name: &str) -> String {
-    format!("{}/{}", endpoints_collection(ns), percent_encode(name))
-}
-
-/// `/api/v1/namespaces/{ns}/endpoints`
-pub fn endpoints_collection(ns: &str) -> String {
-    format!("/api/v1/namespaces/{}/endpoints", percent_encode(ns))
-}
-
-/// `/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices/{name}`
-pub fn endpointslice_path(ns: &str, name: &str) -> String {
-    format!("{}/{}", endpointslices_path(ns), percent_encode(name))
-}
-
-/// `/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices`
-pub fn endpointslices_path(ns: &str) -> String {
-    format!(
-        "/apis/discovery.k8s.io/v1/namespaces/{}/endpointslices",
-        percent_encode(ns)
-    )
 }
 
 /// Resolves IP literals only. The API server address is always an IP (see
@@ -700,122 +410,6 @@ mod tests {
     use serde_json::Value;
 
     #[test]
-    fn paths() {
-        assert_eq!(
-            lease_path("ns1", "my-lock"),
-            "/apis/coordination.k8s.io/v1/namespaces/ns1/leases/my-lock"
-        );
-        assert_eq!(
-            leases_path("ns1"),
-            "/apis/coordination.k8s.io/v1/namespaces/ns1/leases"
-        );
-        assert_eq!(
-            endpoints_path("ns1", "svc"),
-            "/api/v1/namespaces/ns1/endpoints/svc"
-        );
-        assert_eq!(
-            endpoints_collection("ns1"),
-            "/api/v1/namespaces/ns1/endpoints"
-        );
-        assert_eq!(
-            endpointslice_path("ns1", "svc-abc"),
-            "/apis/discovery.k8s.io/v1/namespaces/ns1/endpointslices/svc-abc"
-        );
-        assert_eq!(
-            endpointslices_path("ns1"),
-            "/apis/discovery.k8s.io/v1/namespaces/ns1/endpointslices"
-        );
-        // Names cannot smuggle path segments or queries.
-        assert_eq!(
-            lease_path("a/b", "x?y"),
-            "/apis/coordination.k8s.io/v1/namespaces/a%2Fb/leases/x%3Fy"
-        );
-        assert_eq!(normalize_path("api/v1"), "/api/v1");
-    }
-
-    #[test]
-    fn queries() {
-        assert_eq!(query_string(&list_query(&ListParams::default())), "");
-        let p = ListParams {
-            label_selector: Some("app=a,tier in (x, y)".into()),
-            field_selector: Some("metadata.name=my-lock".into()),
-        };
-        assert_eq!(
-            query_string(&list_query(&p)),
-            "?fieldSelector=metadata.name%3Dmy-lock&labelSelector=app%3Da%2Ctier%20in%20%28x%2C%20y%29"
-        );
-        assert_eq!(
-            ListParams::named("l").field_selector.as_deref(),
-            Some("metadata.name=l")
-        );
-    }
-
-    #[test]
-    fn warning_header_texts() {
-        assert_eq!(
-            parse_warning_texts(
-                r#"299 - "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice""#
-            ),
-            vec!["v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"]
-        );
-        assert_eq!(
-            parse_warning_texts(r#"299 - "a, b", 299 - "say \"hi\"""#),
-            vec!["a, b", r#"say "hi""#]
-        );
-        assert_eq!(
-            parse_warning_texts(r#"299 - "x" "Sat, 01 Jan 2000 00:00:00 GMT", 299 - "y""#),
-            vec!["x", "y"]
-        );
-        assert_eq!(parse_warning_texts("free text"), vec!["free text"]);
-    }
-
-    #[test]
-    fn each_warning_is_reported_once() {
-        let seen = Mutex::new(HashSet::new());
-        let mut h = http::HeaderMap::new();
-        h.append(
-            http::header::WARNING,
-            http::HeaderValue::from_static(r#"299 - "a""#),
-        );
-        h.append(
-            http::header::WARNING,
-            http::HeaderValue::from_static(r#"299 - "b", 299 - "a""#),
-        );
-        assert_eq!(new_warnings(&seen, &h), vec!["a", "b"]);
-        assert!(new_warnings(&seen, &h).is_empty());
-    }
-
-    #[test]
-    fn watch_events_decode() {
-        let e: WatchEvent<Value> =
-            decode_event(br#"{"type":"MODIFIED","object":{"metadata":{"name":"a"}}}"#).unwrap();
-        assert!(matches!(e, WatchEvent::Modified(v) if v["metadata"]["name"] == "a"));
-        let e: WatchEvent<Value> = decode_event(
-            br#"{"type":"BOOKMARK","object":{"kind":"Lease","metadata":{"resourceVersion":"42"}}}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            e,
-            WatchEvent::Bookmark {
-                resource_version: "42".into()
-            }
-        );
-        let e = decode_event::<Value>(
-            br#"{"type":"ERROR","object":{"kind":"Status","status":"Failure","message":"too old resource version: 1 (5)","reason":"Expired","code":410}}"#,
-        )
-        .unwrap_err();
-        assert_eq!(e, Error::Gone("too old resource version: 1 (5)".into()));
-        assert!(matches!(
-            decode_event::<Value>(b"not json"),
-            Err(Error::Decode(_))
-        ));
-        assert!(matches!(
-            decode_event::<Value>(br#"{"type":"WHAT","object":{}}"#),
-            Err(Error::Decode(_))
-        ));
-    }
-
-    #[test]
     fn types_cross_threads() {
         fn send_sync<T: Send + Sync>() {}
         fn send<T: Send>() {}
@@ -823,7 +417,6 @@ mod tests {
         send_sync::<Error>();
         send::<WatchStream<Value>>();
     }
-
     #[test]
     fn user_agent_has_version() {
         assert!(USER_AGENT.starts_with("k8s-await-election/"));

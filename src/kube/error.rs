@@ -31,16 +31,25 @@ pub enum Error {
     TooManyRequests {
         /// The `Retry-After` header, when the server sent one in seconds.
         retry_after: Option<Duration>,
+        /// The server's message.
         message: String,
     },
     /// 410 (usually a watch `ERROR` event): the resourceVersion has been compacted.
     Gone(String),
     /// 5xx.
-    Server { code: u16, message: String },
+    Server {
+        /// The HTTP status code.
+        code: u16,
+        /// The server's message.
+        message: String,
+    },
     /// Any other non-2xx status (400, 405, 415, ...).
     Http {
+        /// The HTTP status code.
         code: u16,
+        /// The Status object's `reason`, or the canonical reason phrase when it had none.
         reason: String,
+        /// The server's message.
         message: String,
     },
     /// The request's deadline passed before it finished.
@@ -281,7 +290,7 @@ pub(crate) fn from_status(
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
 /// Parses a `Retry-After` header given in seconds (what the API server sends), at most
-/// [`MAX_RETRY_AFTER`]. HTTP dates are not supported and yield `None`.
+/// `MAX_RETRY_AFTER` (ten minutes). HTTP dates are not supported and yield `None`.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let secs = value.trim().parse::<u64>().ok()?;
     Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))

@@ -4,20 +4,28 @@
 //!
 //! Submodules: `incluster` (addresses, service-account files), `tls` (the cluster CA as the
 //! only trust anchor), `token` (rotation, redaction), `error` (Status objects → typed errors),
-//! `client` (requests, watches, paths).
+//! `client` (requests), `paths` (API paths and queries), `watch` (watch streams), `warnings`
+//! (server `Warning` headers), `meta` (object metadata, [`ObjectMeta`]).
 
 mod client;
 mod error;
 mod incluster;
+mod meta;
+mod paths;
 mod tls;
 mod token;
+mod warnings;
+mod watch;
 
-pub use client::{
-    endpoints_collection, endpoints_path, endpointslice_path, endpointslices_path, lease_path,
-    leases_path, Client, ListParams, WatchEvent, WatchStream,
-};
+pub use client::Client;
 pub use error::{from_response, parse_retry_after, Error};
 pub use incluster::{InClusterConfig, DEFAULT_SERVICEACCOUNT_DIR, SERVICEACCOUNT_DIR_ENV};
+pub use meta::ObjectMeta;
+pub use paths::{
+    endpoints_collection, endpoints_path, endpointslice_path, endpointslices_path, lease_path,
+    leases_path, ListParams,
+};
+pub use watch::{WatchEvent, WatchStream};
 
 /// Log targets the program's logger must keep below `Trace`: at trace level ureq-proto
 /// hex-dumps raw HTTP requests, `Authorization: Bearer <token>` included. (ureq itself

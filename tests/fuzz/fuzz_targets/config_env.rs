@@ -11,27 +11,18 @@ use std::ffi::OsString;
 use k8s_await_election::config::{self, parse_duration, parse_ports, parse_status_endpoint};
 use libfuzzer_sys::fuzz_target;
 
-const VARS: [&str; 19] = [
-    config::ENABLED,
-    config::NAME,
-    config::LOCK_NAME,
-    config::LOCK_NAMESPACE,
-    config::IDENTITY,
-    config::STATUS_ENDPOINT,
-    config::SERVICE_NAME,
-    config::SERVICE_NAMESPACE,
-    config::SERVICE_PORTS_JSON,
-    config::SERVICE_MODE,
-    config::POD_IP,
-    config::NODE_NAME,
-    config::LEASE_DURATION,
-    config::RENEW_DEADLINE,
-    config::RETRY_PERIOD,
-    config::GRACE_PERIOD,
-    config::SIGNAL_TARGET,
-    "KUBERNETES_SERVICE_HOST",
-    "RUST_LOG",
-];
+/// Variables others read, as noise: a record's index byte picks from `config::VARIABLES`
+/// followed by these (the committed corpus relies on that order).
+const OTHERS: [&str; 2] = ["KUBERNETES_SERVICE_HOST", "RUST_LOG"];
+
+/// The `index`-th variable of `config::VARIABLES` followed by [`OTHERS`], modulo their count.
+fn variable(index: char) -> &'static str {
+    let i = index as usize % (config::VARIABLES.len() + OTHERS.len());
+    match config::VARIABLES.get(i) {
+        Some(v) => v.name,
+        None => OTHERS[i - config::VARIABLES.len()],
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -54,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
     for record in text.split('\0') {
         let mut chars = record.chars();
         let Some(index) = chars.next() else { continue };
-        let var = VARS[index as usize % VARS.len()];
+        let var = variable(index);
         env.insert(var, chars.as_str().to_string());
     }
     let lookup = |k: &str| env.get(k).cloned();

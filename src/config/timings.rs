@@ -1,0 +1,139 @@
+//! The three client-go timings ([`Timings`]), the durations users write, and the rules
+//! between them that the election's safety rests on.
+
+use std::time::Duration;
+
+use super::error::{bad, ConfigError};
+use super::vars::{LEASE_DURATION, RENEW_DEADLINE};
+
+/// Default lease duration (client-go's, which the Go tool also uses).
+pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
+/// Default renew deadline (client-go's, which the Go tool also uses).
+pub const DEFAULT_RENEW_DEADLINE: Duration = Duration::from_secs(10);
+/// Default retry period (client-go's, which the Go tool also uses).
+pub const DEFAULT_RETRY_PERIOD: Duration = Duration::from_secs(2);
+
+/// Time reserved after the SIGKILL for the kernel to deliver it and for us to reap CMD, so CMD
+/// is gone before the lease could expire in anybody else's eyes (see [`Timings::max_grace`]).
+pub const MAX_KILL_MARGIN: Duration = Duration::from_millis(500);
+
+/// The three client-go timings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timings {
+    /// How long others wait for a silent leader before taking the lease.
+    pub lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it steps down.
+    pub renew_deadline: Duration,
+    /// Time between renewals, and between attempts after errors.
+    pub retry_period: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            lease_duration: DEFAULT_LEASE_DURATION,
+            renew_deadline: DEFAULT_RENEW_DEADLINE,
+            retry_period: DEFAULT_RETRY_PERIOD,
+        }
+    }
+}
+
+impl Timings {
+    /// The margin kept between the SIGKILL and the moment the lease could expire for others:
+    /// a quarter of `lease_duration - renew_deadline`, at most [`MAX_KILL_MARGIN`].
+    pub fn kill_margin(&self) -> Duration {
+        (self.step_down_window() / 4).min(MAX_KILL_MARGIN)
+    }
+
+    /// Time between the step-down decision and the lease's expiry in others' eyes.
+    pub fn step_down_window(&self) -> Duration {
+        self.lease_duration.saturating_sub(self.renew_deadline)
+    }
+
+    /// The longest grace period that still has CMD dead and reaped before the lease expires:
+    /// `lease_duration - renew_deadline - kill_margin`.
+    pub fn max_grace(&self) -> Duration {
+        self.step_down_window().saturating_sub(self.kill_margin())
+    }
+}
+
+/// The duration in `value` (of `variable`), or `default` when unset; zero is refused.
+pub(super) fn duration_var(
+    variable: &'static str,
+    value: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(v) = value else { return Ok(default) };
+    match parse_duration(&v) {
+        Some(d) if !d.is_zero() => Ok(d),
+        Some(_) => Err(bad(variable, &v, "it must be greater than zero")),
+        None => Err(bad(
+            variable,
+            &v,
+            "expected whole seconds (\"15\") or a duration like \"500ms\", \"15s\" or \"1m\"",
+        )),
+    }
+}
+
+/// Whole seconds (`"15"`, as the Go tool reads them) or a number with a unit `ms`, `s`, `m`.
+pub fn parse_duration(v: &str) -> Option<Duration> {
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (digits, unit) = v.split_at(split);
+    if digits.is_empty() || digits.len() > 9 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    match unit {
+        "" | "s" => Some(Duration::from_secs(n)),
+        "ms" => Some(Duration::from_millis(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        _ => None,
+    }
+}
+
+/// The relations client-go and the grace period need between the three timings.
+pub(super) fn check_timings(
+    t: &Timings,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    let shown =
+        |k: &'static str, d: Duration| get(k).unwrap_or_else(|| format!("{} (default)", show(d)));
+    if t.lease_duration <= t.renew_deadline {
+        return Err(bad(
+            LEASE_DURATION,
+            &shown(LEASE_DURATION, t.lease_duration),
+            format!(
+                "the lease duration must be greater than the renew deadline ({})",
+                show(t.renew_deadline)
+            ),
+        ));
+    }
+    // client-go: renewDeadline must be greater than retryPeriod * JitterFactor (1.2).
+    if t.renew_deadline.as_micros() * 10 <= t.retry_period.as_micros() * 12 {
+        return Err(bad(
+            RENEW_DEADLINE,
+            &shown(RENEW_DEADLINE, t.renew_deadline),
+            format!(
+                "the renew deadline must be greater than 1.2 x the retry period ({})",
+                show(t.retry_period)
+            ),
+        ));
+    }
+    if t.step_down_window() < Duration::from_millis(200) {
+        return Err(bad(
+            LEASE_DURATION,
+            &shown(LEASE_DURATION, t.lease_duration),
+            "lease duration - renew deadline must be at least 200ms, the time CMD has to stop after losing leadership",
+        ));
+    }
+    Ok(())
+}
+
+/// A duration the way a user wrote it: `15s`, `500ms`.
+pub fn show(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
