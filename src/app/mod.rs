@@ -214,7 +214,7 @@ fn supervise(
             renew_deadline: cfg.timings.renew_deadline,
             lease_duration: cfg.timings.lease_duration,
             grace_period: cfg.grace_period,
-            kill_margin: cfg.timings.kill_margin(),
+            kill_margin: cfg.kill_margin,
         }),
         sup,
         command,

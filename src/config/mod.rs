@@ -24,19 +24,19 @@ pub use error::ConfigError;
 pub use service::{parse_ports, EndpointPort, Service, ServiceMode};
 pub use status_endpoint::{parse_status_endpoint, StatusEndpoint};
 pub use timings::{
-    parse_duration, show, Timings, DEFAULT_LEASE_DURATION, DEFAULT_RENEW_DEADLINE,
-    DEFAULT_RETRY_PERIOD, MAX_KILL_MARGIN,
+    parse_duration, show, Timings, DEFAULT_KILL_MARGIN, DEFAULT_LEASE_DURATION,
+    DEFAULT_RENEW_DEADLINE, DEFAULT_RETRY_PERIOD,
 };
 pub use vars::{
-    Variable, ENABLED, GRACE_PERIOD, IDENTITY, LEASE_DURATION, LOCK_NAME, LOCK_NAMESPACE, NAME,
-    NODE_NAME, POD_IP, RENEW_DEADLINE, RETRY_PERIOD, SERVICE_MODE, SERVICE_NAME, SERVICE_NAMESPACE,
-    SERVICE_PORTS_JSON, SIGNAL_TARGET, STATUS_ENDPOINT, VARIABLES,
+    Variable, ENABLED, GRACE_PERIOD, IDENTITY, KILL_MARGIN, LEASE_DURATION, LOCK_NAME,
+    LOCK_NAMESPACE, NAME, NODE_NAME, POD_IP, RENEW_DEADLINE, RETRY_PERIOD, SERVICE_MODE,
+    SERVICE_NAME, SERVICE_NAMESPACE, SERVICE_PORTS_JSON, SIGNAL_TARGET, STATUS_ENDPOINT, VARIABLES,
 };
 
 use error::bad;
 use names::{check_dns1123_label, check_dns1123_subdomain};
 use service::service_from_env;
-use timings::{check_timings, duration_var};
+use timings::{check_kill_margin, check_timings, duration_var};
 
 /// Everything the process needs to know, decided before it does anything.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +66,9 @@ pub struct Election {
     pub timings: Timings,
     /// Time CMD gets between SIGTERM and SIGKILL when we lose leadership.
     pub grace_period: Duration,
+    /// Time kept between the SIGKILL of a stepping-down CMD and the lease's expiry
+    /// (`K8S_AWAIT_ELECTION_KILL_MARGIN`): the kernel needs it to finish a large process.
+    pub kill_margin: Duration,
     /// Where forwarded signals go.
     pub signal_target: SignalTarget,
 }
@@ -120,9 +123,11 @@ pub fn from_env(
         retry_period: duration_var(RETRY_PERIOD, get(RETRY_PERIOD), DEFAULT_RETRY_PERIOD)?,
     };
     check_timings(&timings, &get)?;
+    let kill_margin = duration_var(KILL_MARGIN, get(KILL_MARGIN), DEFAULT_KILL_MARGIN)?;
+    check_kill_margin(&timings, kill_margin, &get)?;
 
     let grace_period = match get(GRACE_PERIOD) {
-        None => timings.max_grace(),
+        None => timings.max_grace(kill_margin),
         Some(v) => {
             let grace = parse_duration(&v).ok_or_else(|| {
                 bad(
@@ -131,14 +136,14 @@ pub fn from_env(
                     "expected whole seconds (\"3\") or a duration like \"500ms\" or \"3s\"",
                 )
             })?;
-            if grace > timings.max_grace() {
+            if grace > timings.max_grace(kill_margin) {
                 return Err(bad(
                     GRACE_PERIOD,
                     &v,
                     format!(
                         "it must be at most {} (lease duration - renew deadline - {} kill margin), so CMD is gone before the lease can expire",
-                        show(timings.max_grace()),
-                        show(timings.kill_margin())
+                        show(timings.max_grace(kill_margin)),
+                        show(kill_margin)
                     ),
                 ));
             }
@@ -176,6 +181,7 @@ pub fn from_env(
             service,
             timings,
             grace_period,
+            kill_margin,
             signal_target,
         }),
     })
@@ -218,7 +224,8 @@ mod tests {
         let c = with(&[]).expect("valid").election.expect("enabled");
         assert_eq!(c.name, "my-lock");
         assert_eq!(c.timings, Timings::default());
-        assert_eq!(c.grace_period, Duration::from_millis(4500));
+        assert_eq!(c.kill_margin, Duration::from_secs(2));
+        assert_eq!(c.grace_period, Duration::from_secs(3));
         assert_eq!(c.signal_target, SignalTarget::Child);
         assert_eq!(c.service, None);
     }
@@ -229,6 +236,7 @@ mod tests {
             (LEASE_DURATION, "4"),
             (RENEW_DEADLINE, "3"),
             (RETRY_PERIOD, "1"),
+            (KILL_MARGIN, "250ms"),
         ])
         .expect("valid")
         .election
@@ -272,6 +280,18 @@ mod tests {
             (&[(LEASE_DURATION, "10")], LEASE_DURATION),
             (&[(RENEW_DEADLINE, "2")], RENEW_DEADLINE),
             (&[(GRACE_PERIOD, "10")], GRACE_PERIOD),
+            (&[(GRACE_PERIOD, "3500ms")], GRACE_PERIOD),
+            (&[(KILL_MARGIN, "0")], KILL_MARGIN),
+            (&[(KILL_MARGIN, "6s")], KILL_MARGIN),
+            // Short timings leave less than the default kill margin.
+            (
+                &[
+                    (LEASE_DURATION, "4"),
+                    (RENEW_DEADLINE, "3"),
+                    (RETRY_PERIOD, "1"),
+                ],
+                KILL_MARGIN,
+            ),
             (&[(SIGNAL_TARGET, "all")], SIGNAL_TARGET),
             (&[(STATUS_ENDPOINT, "9999")], STATUS_ENDPOINT),
             (&[(LOCK_NAME, "My_Lock")], LOCK_NAME),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::error::{bad, ConfigError};
-use super::vars::{LEASE_DURATION, RENEW_DEADLINE};
+use super::vars::{KILL_MARGIN, LEASE_DURATION, RENEW_DEADLINE};
 
 /// Default lease duration (client-go's, which the Go tool also uses).
 pub const DEFAULT_LEASE_DURATION: Duration = Duration::from_secs(15);
@@ -13,9 +13,12 @@ pub const DEFAULT_RENEW_DEADLINE: Duration = Duration::from_secs(10);
 /// Default retry period (client-go's, which the Go tool also uses).
 pub const DEFAULT_RETRY_PERIOD: Duration = Duration::from_secs(2);
 
-/// Time reserved after the SIGKILL for the kernel to deliver it and for us to reap CMD, so CMD
-/// is gone before the lease could expire in anybody else's eyes (see [`Timings::max_grace`]).
-pub const MAX_KILL_MARGIN: Duration = Duration::from_millis(500);
+/// Default kill margin: the time reserved after the SIGKILL for the kernel to finish CMD and
+/// for us to reap it, so CMD is gone before the lease could expire in anybody else's eyes.
+/// A SIGKILLed process is not gone at once: the kernel frees its memory before its files and
+/// sockets close, about 75 ms per GiB here (`scripts/bench.sh`: 6 GiB 0.46 s, 16 GiB 1.2 s).
+/// Two seconds covers CMDs of about 25 GiB.
+pub const DEFAULT_KILL_MARGIN: Duration = Duration::from_secs(2);
 
 /// The three client-go timings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,12 +42,6 @@ impl Default for Timings {
 }
 
 impl Timings {
-    /// The margin kept between the SIGKILL and the moment the lease could expire for others:
-    /// a quarter of `lease_duration - renew_deadline`, at most [`MAX_KILL_MARGIN`].
-    pub fn kill_margin(&self) -> Duration {
-        (self.step_down_window() / 4).min(MAX_KILL_MARGIN)
-    }
-
     /// Time between the step-down decision and the lease's expiry in others' eyes.
     pub fn step_down_window(&self) -> Duration {
         self.lease_duration.saturating_sub(self.renew_deadline)
@@ -52,8 +49,8 @@ impl Timings {
 
     /// The longest grace period that still has CMD dead and reaped before the lease expires:
     /// `lease_duration - renew_deadline - kill_margin`.
-    pub fn max_grace(&self) -> Duration {
-        self.step_down_window().saturating_sub(self.kill_margin())
+    pub fn max_grace(&self, kill_margin: Duration) -> Duration {
+        self.step_down_window().saturating_sub(kill_margin)
     }
 }
 
@@ -127,6 +124,27 @@ pub(super) fn check_timings(
         ));
     }
     Ok(())
+}
+
+/// The kill margin must fit between the renew deadline and the lease duration: that is all
+/// the time a step-down has, SIGTERM and grace period included.
+pub(super) fn check_kill_margin(
+    t: &Timings,
+    kill_margin: Duration,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    if kill_margin <= t.step_down_window() {
+        return Ok(());
+    }
+    let value = get(KILL_MARGIN).unwrap_or_else(|| format!("{} (default)", show(kill_margin)));
+    Err(bad(
+        KILL_MARGIN,
+        &value,
+        format!(
+            "it must be at most lease duration - renew deadline ({}): after a SIGKILL the kernel needs this long to finish CMD (about 75ms per GiB of memory) before the lease can expire; lower it only for a small CMD, or widen the gap between {LEASE_DURATION} and {RENEW_DEADLINE}",
+            show(t.step_down_window())
+        ),
+    ))
 }
 
 /// A duration the way a user wrote it: `15s`, `500ms`.

@@ -38,6 +38,8 @@ pub const RETRY_PERIOD: &str = "K8S_AWAIT_ELECTION_RETRY_PERIOD";
 pub const GRACE_PERIOD: &str = "K8S_AWAIT_ELECTION_GRACE_PERIOD";
 /// Where forwarded signals go: `child` or `group`.
 pub const SIGNAL_TARGET: &str = "K8S_AWAIT_ELECTION_SIGNAL_TARGET";
+/// Time kept between the SIGKILL of a stepping-down CMD and the lease's expiry.
+pub const KILL_MARGIN: &str = "K8S_AWAIT_ELECTION_KILL_MARGIN";
 
 /// One variable the configuration reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,13 +132,18 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: GRACE_PERIOD,
-        default: "the maximum",
+        default: "lease duration - renew deadline - kill margin",
         doc: "time CMD gets between SIGTERM and SIGKILL after leadership is lost",
     },
     Variable {
         name: SIGNAL_TARGET,
         default: "child",
         doc: "`child`: forward signals to CMD only; `group`: to CMD's process group",
+    },
+    Variable {
+        name: KILL_MARGIN,
+        default: "2s",
+        doc: "time kept between the SIGKILL of a stepping-down CMD and the lease's expiry, for the kernel to finish CMD",
     },
 ];
 
