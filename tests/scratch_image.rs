@@ -1,8 +1,10 @@
 //! The static release binary in a `FROM scratch`-like root: nothing but our binary, the
 //! user's CMD (a static busybox standing in for it), `/dev/null` and the service-account
-//! files; no libc, no loader, no /etc, no /proc. Run as PID 1 of a new PID namespace (`unshare --pid --fork`
-//! then `chroot`), it must win the election over TLS, start CMD, forward signals, reap
-//! orphans, pass CMD's exit code through and release the Lease.
+//! files; no libc, no loader, no /etc. Run as PID 1 of a new PID namespace (`unshare --pid --fork`
+//! then `chroot`) with that namespace's `/proc` mounted in the root, as every container runtime
+//! does, it must win the election over TLS, start CMD, forward signals, reap orphans, pass
+//! CMD's exit code through and release the Lease (which it may only do because `/proc` lets
+//! it confirm that nothing CMD started is left).
 //!
 //! Needs root, `unshare`, `chroot`, the static binary (scripts/build-static.sh) and a static
 //! busybox (`apt-get install busybox-static`; scripts/test.sh installs it when it can).
@@ -88,7 +90,7 @@ impl ScratchRoot {
             std::process::id()
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        for sub in ["bin", "dev", "out", "sa"] {
+        for sub in ["bin", "dev", "out", "proc", "sa"] {
             std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
         }
         // Container runtimes give even a FROM-scratch image /dev/null (busybox sh opens it
@@ -130,10 +132,12 @@ impl ScratchRoot {
         std::fs::read_to_string(self.out(name)).unwrap_or_default()
     }
 
-    /// `unshare --pid --fork chroot ROOT /k8s-await-election sh -c SCRIPT` with election env.
+    /// `unshare --pid --fork --mount-proc=ROOT/proc chroot ROOT /k8s-await-election sh -c
+    /// SCRIPT` with election env (`--mount-proc` implies a new mount namespace).
     fn command(&self, api: &ApiServer, identity: &str, script: &str) -> Command {
         let mut c = Command::new("unshare");
-        c.args(["--pid", "--fork", "--kill-child", "chroot"])
+        let mount_proc = format!("--mount-proc={}", self.dir.join("proc").display());
+        c.args(["--pid", "--fork", "--kill-child", &mount_proc, "chroot"])
             .arg(&self.dir)
             .args(["/k8s-await-election", "/bin/sh", "-c", script])
             .env_clear()

@@ -1,33 +1,71 @@
-//! What CMD left behind: the processes we adopted (as PID 1 or child subreaper) and, in `Group`
-//! mode, CMD's process group. Found by scanning `/proc`, each confirmed to be our unreaped
-//! child before it is killed, so no unrelated process can be hit.
+//! Nothing CMD started may outlive our hold on the Lease. This file has the SIGKILL to CMD's
+//! whole process tree at the kill deadline, the killing of what CMD left behind once it is
+//! gone, and the two questions the caller asks before releasing and before exiting:
+//! [`Supervisor::nothing_left`] and [`Supervisor::wait_until_nothing_left`].
+//!
+//! Everything CMD starts stays in our process tree: while its parent lives a process is a
+//! descendant of CMD, and once its parent dies it is re-parented to us (we are PID 1 or a
+//! child subreaper). So CMD reaped, no child of ours left (`waitid` says ECHILD) and no
+//! descendant in `/proc` means that nothing CMD started still lives. Processes are found by
+//! scanning `/proc` and killed pinned (see `kill`), so no unrelated process can be hit.
+//!
+//! When we cannot look — `/proc` missing or of another PID namespace, or neither PID 1 nor a
+//! subreaper, so that CMD's orphans escape to another reaper — nothing is ever *confirmed*
+//! dead: [`Supervisor::nothing_left`] stays false, so the Lease is left to expire.
+//! [`Supervisor::install`] says so once. As PID 1 without a usable `/proc`, `kill(-1)` still
+//! reaches every process of our PID namespace.
 
-use std::time::Instant;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use super::signals::signal_name;
 use super::sys::{self, Pid};
-use super::Supervisor;
+use super::tree::{self, ProcStat};
+use super::{kill, Supervisor};
+
+/// How often to look again while waiting for killed processes to be gone.
+const TICK: Duration = Duration::from_millis(50);
+/// Scan-and-kill rounds at most per kill: each round catches the processes forked just
+/// before their parent got its SIGKILL, so a few are enough.
+const MAX_ROUNDS: usize = 16;
+/// Ticks in a row in which we have a child that `/proc` does not show, before
+/// [`Supervisor::wait_until_nothing_left`] gives up looking.
+const BLIND_TICKS: u32 = 20;
+
+/// What a look at our process tree found.
+enum Look {
+    /// No descendant in `/proc` and no child at all.
+    Gone,
+    /// These descendants (parents before children).
+    Left(Vec<ProcStat>),
+    /// No descendant in `/proc`, yet we have a child: one adopted after the scan, or `/proc`
+    /// hides processes from us (`hidepid`).
+    Unseen,
+    /// `/proc` is missing, of another PID namespace, or unreadable.
+    Blind,
+}
 
 impl Supervisor {
-    /// True when CMD has been reaped and no process it left behind is known to remain (as
-    /// far as `/proc` shows: without a `/proc` of our PID namespace, leftovers are invisible).
+    /// True only when CMD has been reaped and nothing it started can still be running: we
+    /// have no child left and `/proc` shows no descendant of ours. Always false when we cannot
+    /// look (see the module docs; [`install`](Self::install) warned about it): then the Lease
+    /// must not be released, others wait for it to expire.
     pub fn nothing_left(&mut self) -> bool {
         self.reap();
-        self.child.is_none() && own_children(self.pid).is_empty()
+        self.child.is_none() && self.leftovers_visible && matches!(self.look(), Look::Gone)
     }
 
     /// After CMD has exited: SIGKILL what it left behind and reap it, until nothing is left or
-    /// `deadline` passes. In `Group` mode that is first CMD's process group; then, in both modes,
-    /// every remaining child of ours — we start nothing but CMD, so these are CMD's descendants
-    /// that we adopted as PID 1 / subreaper — repeated for the orphans each kill creates.
-    /// `stop_child` does this itself; call it before exiting when CMD ended on its own and its
-    /// leftovers must not outlive us (as PID 1 the kernel kills them when we exit anyway).
+    /// `deadline` passes. In `Group` mode that is first CMD's process group; then, in both
+    /// modes, every descendant of ours — we start nothing but CMD, so these are CMD's
+    /// descendants, most of them adopted by us as PID 1 / subreaper — all at once, repeated
+    /// for whatever appears meanwhile. `stop_child` does this itself; call it before exiting
+    /// when CMD ended on its own. Does nothing while CMD runs.
     ///
-    /// Children are found by scanning `/proc` (skipped, with a debug line, if `/proc` is not
-    /// mounted or belongs to another PID namespace) and each is confirmed to be our own child
-    /// with `waitid(WNOWAIT)` before the kill. An unreaped child's pid cannot be reused, and
-    /// only this thread reaps, so no unrelated process can be hit.
+    /// Without a `/proc` of our PID namespace, only PID 1 can still do something
+    /// (`kill(-1, SIGKILL)`: every process of the namespace but us).
     pub fn kill_leftovers(&mut self, deadline: Instant) {
+        self.note_deadline(deadline);
         if self.child.is_some() {
             return; // CMD still runs: nothing is a leftover yet
         }
@@ -41,88 +79,165 @@ impl Supervisor {
         }
         loop {
             self.reap();
-            let leftovers = own_children(self.pid);
-            if leftovers.is_empty() {
+            match self.look() {
+                Look::Gone => return,
+                Look::Left(_) => self.kill_tree(),
+                // Adopted after the scan, most likely: look again after a pause.
+                Look::Unseen => {}
+                Look::Blind => {
+                    self.kill_blind();
+                    return;
+                }
+            }
+            if Instant::now() >= deadline {
+                self.reap();
+                match self.look() {
+                    Look::Left(left) => {
+                        let pids: Vec<Pid> = left.iter().map(|s| s.pid).collect();
+                        self.overdue(&format!(
+                            "processes left behind by CMD are still there: {pids:?}"
+                        ));
+                    }
+                    Look::Unseen => self.overdue(
+                        "a process left behind by CMD is still there, but /proc does not show it",
+                    ),
+                    Look::Gone | Look::Blind => {}
+                }
                 return;
             }
-            for &pid in &leftovers {
-                log::info!("killing pid {pid}, left behind by CMD");
-                // `pid` is our unreaped child (checked by own_children), so it names that
-                // process and no other.
-                let _ = sys::kill(pid, sys::SIGKILL);
-            }
-            // Wait for their SIGCHLD (others are ignored, a wake stays pending in the flag).
-            loop {
-                match self.next_signal(Some(deadline)) {
-                    Some(sys::SIGCHLD) => break,
-                    Some(sig) => {
-                        log::debug!("ignoring {} while killing leftovers", signal_name(sig))
-                    }
-                    None => {
-                        self.reap();
-                        let left = own_children(self.pid);
-                        if !left.is_empty() {
-                            log::error!("processes left behind by CMD are still there: {left:?}");
+            self.pause(deadline);
+        }
+    }
+
+    /// Before exiting: SIGKILL CMD if it still runs and everything it started, and reap them,
+    /// for as long as it takes — past any deadline: exiting would let them run on unsupervised
+    /// (re-parented outside our PID namespace, or for good when we are not PID 1). Logs one
+    /// ERROR once the latest deadline given to [`stop_child`](Self::stop_child) or
+    /// [`kill_leftovers`](Self::kill_leftovers) has passed (at once if there was none).
+    ///
+    /// Returns [`nothing_left`](Self::nothing_left): true when all is confirmed gone. When we
+    /// cannot look it returns false as soon as CMD itself is reaped, since nothing more can be
+    /// done. Signals arriving meanwhile are ignored; a pending [`Waker::wake`] is kept.
+    ///
+    /// [`Waker::wake`]: super::Waker::wake
+    pub fn wait_until_nothing_left(&mut self) -> bool {
+        let overdue_at = self.hard_deadline.unwrap_or_else(Instant::now);
+        let mut blind_ticks = 0;
+        loop {
+            self.reap();
+            if self.child.is_none() {
+                if !self.leftovers_visible {
+                    log::debug!("CMD is reaped; what it left behind cannot be confirmed dead");
+                    return false;
+                }
+                match self.look() {
+                    Look::Gone => return true,
+                    Look::Left(_) => blind_ticks = 0,
+                    Look::Unseen | Look::Blind => {
+                        blind_ticks += 1;
+                        if blind_ticks >= BLIND_TICKS {
+                            log::error!(
+                                "cannot see what CMD left behind any more; exiting without confirming it is dead"
+                            );
+                            return false;
                         }
-                        return;
                     }
                 }
             }
+            let what = if self.child.is_some() {
+                "CMD"
+            } else {
+                "processes left behind by CMD"
+            };
+            self.kill_tree();
+            if Instant::now() >= overdue_at {
+                self.overdue(&format!(
+                    "{what} still alive past the deadline: killing until they are gone"
+                ));
+            }
+            self.pause(Instant::now() + TICK);
         }
     }
-}
 
-/// Our children (any state), from `/proc`; empty if `/proc` is missing or not of our PID
-/// namespace. Each pid is confirmed with `waitid(P_PID, pid, WEXITED|WNOHANG|WNOWAIT)`, which
-/// fails with ECHILD for anything that is not our child and consumes nothing.
-fn own_children(me: Pid) -> Vec<Pid> {
-    let proc_self_pid = std::fs::read_link("/proc/self")
-        .ok()
-        .and_then(|p| p.to_str().and_then(|s| s.parse::<Pid>().ok()));
-    if proc_self_pid != Some(me) {
-        log::debug!("/proc is not mounted for our PID namespace: cannot look for leftovers");
-        return Vec::new();
-    }
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<Pid>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        if parent_in_stat(&stat) == Some(me) && sys::is_unreaped_child(pid) {
-            out.push(pid);
+    /// SIGKILL CMD (its process group too in `Group` mode) and every process it started, all
+    /// at once: scan `/proc`, pin and kill every descendant of ours, scan again until a scan
+    /// finds nothing that was not killed yet (catching what was forked meanwhile).
+    pub(super) fn kill_tree(&mut self) {
+        if let Some(pid) = self.child.as_ref().map(|c| c.pid) {
+            // The quickest signal first; in Group mode it also reaches the group.
+            if let Err(err) = self.signal_child(pid, sys::SIGKILL) {
+                log::warn!("cannot send SIGKILL to CMD: {err}");
+            }
+        }
+        let mut killed: HashSet<(Pid, u64)> = HashSet::new();
+        for _ in 0..MAX_ROUNDS {
+            let Some(procs) = tree::scan(self.pid) else {
+                self.kill_blind();
+                return;
+            };
+            let left = tree::descendants(self.pid, &procs);
+            if left.iter().all(|s| killed.contains(&(s.pid, s.start))) {
+                return;
+            }
+            let hit = kill::kill_all(self.pid, &left);
+            killed.extend(hit.iter().map(|s| (s.pid, s.start)));
+            // Name each process once, however often it is signalled again.
+            let fresh: Vec<Pid> = hit
+                .iter()
+                .filter(|s| self.killed.insert((s.pid, s.start)))
+                .map(|s| s.pid)
+                .collect();
+            if !fresh.is_empty() {
+                log::info!("sent SIGKILL to CMD's process tree: pids {fresh:?}");
+            }
         }
     }
-    out
-}
 
-/// The parent pid in the text of `/proc/<pid>/stat`.
-fn parent_in_stat(stat: &str) -> Option<Pid> {
-    // "pid (comm) state ppid ...": comm may contain anything, so split after the last ')'.
-    stat.rfind(')')
-        .and_then(|i| stat.get(i + 1..))
-        .and_then(|rest| rest.split_whitespace().nth(1))
-        .and_then(|p| p.parse::<Pid>().ok())
-}
+    /// What is left when we cannot look: as PID 1, `kill(-1)` reaches every process of our
+    /// PID namespace but us (the kernel would kill them all when we exit anyway).
+    fn kill_blind(&self) {
+        if self.pid == 1 && sys::kill(-1, sys::SIGKILL).is_ok() {
+            log::info!("cannot look for what CMD left behind: sent SIGKILL to every other process of our PID namespace");
+        }
+    }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// What is left of CMD, as far as we can tell.
+    fn look(&self) -> Look {
+        let Some(procs) = tree::scan(self.pid) else {
+            return Look::Blind;
+        };
+        let left = tree::descendants(self.pid, &procs);
+        if !left.is_empty() {
+            Look::Left(left)
+        } else if sys::has_children() {
+            Look::Unseen
+        } else {
+            Look::Gone
+        }
+    }
 
-    #[test]
-    fn parent_from_stat_line() {
-        assert_eq!(parent_in_stat("42 (sh) S 7 42 42 0 -1"), Some(7));
-        // comm may contain spaces and parentheses.
-        assert_eq!(parent_in_stat("42 (a) S 9 (b) R 3 42 42"), Some(3));
-        assert_eq!(parent_in_stat("42 (sh"), None);
+    /// Remember `deadline` for [`wait_until_nothing_left`](Self::wait_until_nothing_left).
+    pub(super) fn note_deadline(&mut self, deadline: Instant) {
+        self.hard_deadline = Some(deadline);
+    }
+
+    /// Log that something of CMD outlived the deadline: once.
+    pub(super) fn overdue(&mut self, what: &str) {
+        if !self.overdue_logged {
+            self.overdue_logged = true;
+            log::error!("{what}");
+        }
+    }
+
+    /// Wait for the next SIGCHLD, at most until `until`; other signals are ignored (a wake
+    /// stays pending in its flag).
+    fn pause(&self, until: Instant) {
+        let until = until.min(Instant::now() + TICK);
+        loop {
+            match self.next_signal(Some(until)) {
+                Some(sys::SIGCHLD) | None => return,
+                Some(sig) => log::debug!("ignoring {} while killing CMD's tree", signal_name(sig)),
+            }
+        }
     }
 }

@@ -6,7 +6,9 @@
 //! Files: this one has the [`Supervisor`], its set-up, waiting and reaping, and step-down;
 //! `spawn` starts CMD ([`Supervisor::spawn`], [`exec`], [`SpawnError`]); `signals` has the
 //! signal mask and dispositions, forwarding, the [`Waker`] and [`signal_name`]; `leftovers`
-//! finds and kills what CMD left behind; `sys` wraps the system calls.
+//! kills CMD's whole process tree and what CMD left behind, and says whether anything of it
+//! may still live; `tree` reads the process tree from `/proc`; `kill` pins and SIGKILLs the
+//! processes of a scan; `sys` wraps the system calls.
 //!
 //!
 //! # Approach (the tini model)
@@ -50,10 +52,16 @@
 //! `SIG_IGN` (or `SA_NOCLDWAIT`) would make the kernel auto-reap CMD and lose its status.
 //! Nothing else in the process may spawn children (a `waitpid(-1)` would steal their status).
 //!
-//! **Leftovers**: on step-down ([`Supervisor::stop_child`]), once CMD is dead we also SIGKILL
-//! what it left behind — its process group in `Group` mode, and in both modes every child we
-//! adopted — so nothing CMD started keeps running after we gave up the lease, even when we are
-//! a subreaper and not PID 1 (whose exit makes the kernel kill the whole namespace anyway).
+//! **Leftovers**: on step-down ([`Supervisor::stop_child`]) the SIGKILL at the kill deadline
+//! goes to CMD's whole process tree at once — CMD, its process group in `Group` mode, and
+//! every descendant found in `/proc`, each pinned with a pidfd so a reused pid is never hit —
+//! because a big CMD can take a second from SIGKILL to reaped, and its children must not
+//! live on meanwhile. Once CMD is dead we kill whatever it left behind (re-parented to us)
+//! until nothing is left, so nothing CMD started keeps running after we gave up the lease.
+//! [`Supervisor::nothing_left`] says whether that is *confirmed* (never when we cannot look:
+//! no `/proc` of our PID namespace, or neither PID 1 nor subreaper; [`Supervisor::install`]
+//! warns once), and [`Supervisor::wait_until_nothing_left`] keeps killing, past any deadline,
+//! until it is, so that we never exit while anything of CMD may live.
 //!
 //! **SIGCHLD doubles as the wake-up**: another thread (the elector, the status server) that
 //! needs the main thread's attention calls [`Waker::wake`], which sets a flag and sends SIGCHLD
@@ -75,12 +83,15 @@
 //! Use from a single thread (the main one): [`Supervisor`] is deliberately `!Send`; [`Waker`]
 //! is the only piece meant for other threads.
 
+mod kill;
 mod leftovers;
 mod signals;
 mod spawn;
 #[allow(unsafe_code)]
 mod sys;
+mod tree;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
@@ -170,6 +181,15 @@ pub struct Supervisor {
     pid: Pid,
     /// Group mode: the process group of the last CMD, until its stragglers were killed.
     last_pgid: Option<Pid>,
+    /// What CMD leaves behind can be found: we are PID 1 or a child subreaper, and `/proc`
+    /// shows our PID namespace (checked at install). Otherwise nothing is confirmed dead.
+    leftovers_visible: bool,
+    /// The latest deadline given to `stop_child` / `kill_leftovers`.
+    hard_deadline: Option<Instant>,
+    /// The one ERROR about something of CMD outliving that deadline was logged.
+    overdue_logged: bool,
+    /// Processes (pid, start time) already sent SIGKILL by `kill_tree`, to name each once.
+    killed: HashSet<(Pid, u64)>,
     /// `!Send`/`!Sync`: signals are collected by the thread that blocked them at install.
     _main_thread_only: PhantomData<*const ()>,
 }
@@ -191,6 +211,10 @@ impl Supervisor {
     /// the main thread takes them, via `sigtimedwait`. Ignores SIGPIPE, SIGTTIN and SIGTTOU,
     /// sets SIGCHLD to `SIG_DFL`, and, unless we are PID 1, becomes a child subreaper.
     ///
+    /// Logs one WARN when what CMD leaves behind could not be found (no `/proc` of our PID
+    /// namespace, or neither PID 1 nor a subreaper): it can then never be confirmed dead, so
+    /// [`nothing_left`](Self::nothing_left) stays false and the Lease is not released on exit.
+    ///
     /// Fails (`InvalidInput`) when called from a thread other than the main one.
     pub fn install(target: SignalTarget) -> io::Result<Supervisor> {
         let pid = sys::getpid();
@@ -203,15 +227,26 @@ impl Supervisor {
 
         let waited = signals::take_over()?;
 
+        // Not fatal when we cannot keep track of CMD's processes: CMD still runs; only the
+        // Lease cannot be released on exit.
+        let mut blind = Vec::new();
         if pid == 1 {
             log::debug!("running as PID 1: orphans of the PID namespace are ours to reap");
         } else if let Err(err) = sys::become_child_subreaper() {
-            // Not fatal: CMD still runs; only its orphans go to the real init instead of us.
-            log::warn!(
-                "cannot become a child subreaper ({err}); orphans of CMD will not be reaped by us"
-            );
+            blind.push(format!(
+                "cannot become a child subreaper ({err}), so orphans of CMD escape us"
+            ));
         } else {
             log::debug!("registered as child subreaper");
+        }
+        if !tree::proc_is_ours(pid) {
+            blind.push("/proc is not mounted for our PID namespace".to_string());
+        }
+        if !blind.is_empty() {
+            log::warn!(
+                "cannot keep track of the processes CMD starts ({}): they can never be confirmed dead, so the Lease will not be released on exit and the other replicas will wait for it to expire",
+                blind.join("; ")
+            );
         }
 
         Ok(Supervisor {
@@ -222,6 +257,10 @@ impl Supervisor {
             nudge: Arc::new(AtomicBool::new(false)),
             pid,
             last_pgid: None,
+            leftovers_visible: blind.is_empty(),
+            hard_deadline: None,
+            overdue_logged: false,
+            killed: HashSet::new(),
             _main_thread_only: PhantomData,
         })
     }
@@ -293,17 +332,22 @@ impl Supervisor {
         }
     }
 
-    /// Step-down helper: SIGTERM CMD (or its group), wait until `kill_at`, then SIGKILL (the
-    /// group too in `Group` mode) and wait until it is reaped or `hard_deadline` passes. Signals
+    /// Step-down helper: SIGTERM CMD (or its group), wait until `kill_at`, then SIGKILL CMD's
+    /// whole process tree at once (CMD, every descendant found in `/proc`, the group too in
+    /// `Group` mode) and wait until CMD is reaped or `hard_deadline` passes. Signals
     /// arriving meanwhile are ignored (logged at debug); a pending [`Waker::wake`] is kept for the
     /// next [`wait`](Self::wait). Returns CMD's exit, or `None` if no CMD was running or it could
-    /// not be reaped by `hard_deadline` (only a process stuck in uninterruptible sleep does that;
-    /// CMD then stays known and a later `wait` still reports it).
+    /// not be reaped by `hard_deadline` (a process stuck in uninterruptible sleep, or one whose
+    /// memory takes that long to free, about 75 ms per GiB; CMD then stays known and a later
+    /// `wait` still reports it).
     ///
     /// Once CMD is gone, whatever it left behind is killed too (until `hard_deadline`): in
-    /// `Group` mode its process group, and in both modes every child we adopted (see
+    /// `Group` mode its process group, and in both modes every descendant (see
     /// [`kill_leftovers`](Self::kill_leftovers)), so nothing CMD started outlives a step-down.
+    /// Whatever is still there at `hard_deadline` is for
+    /// [`wait_until_nothing_left`](Self::wait_until_nothing_left).
     pub fn stop_child(&mut self, kill_at: Instant, hard_deadline: Instant) -> Option<ChildExit> {
+        self.note_deadline(hard_deadline);
         self.reap();
         let exit = match self.exited.take() {
             Some(exit) => Some(exit),
@@ -316,10 +360,10 @@ impl Supervisor {
                 match self.wait_exit_until(kill_at) {
                     Some(exit) => Some(exit),
                     None => {
-                        log::warn!("CMD (pid {pid}) did not exit in time: sending SIGKILL");
-                        if let Err(err) = self.signal_child(pid, sys::SIGKILL) {
-                            log::warn!("cannot send SIGKILL to CMD: {err}");
-                        }
+                        log::warn!(
+                            "CMD (pid {pid}) did not exit in time: sending SIGKILL to it and every process it started"
+                        );
+                        self.kill_tree();
                         self.wait_exit_until(hard_deadline)
                     }
                 }
@@ -327,7 +371,7 @@ impl Supervisor {
         };
         match exit {
             Some(_) => self.kill_leftovers(hard_deadline),
-            None => log::error!("CMD was not reaped after SIGKILL"),
+            None => self.overdue("CMD was not reaped after SIGKILL by the step-down deadline"),
         }
         exit
     }

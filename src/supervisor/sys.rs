@@ -7,6 +7,7 @@
 //! async-signal-safe raw syscalls there.
 
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
@@ -226,6 +227,59 @@ pub(super) fn is_unreaped_child(pid: Pid) -> bool {
             libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
         ) == 0
     }
+}
+
+/// True while we have any child at all, exited or not (`waitid(P_ALL, WEXITED|WNOHANG|
+/// WNOWAIT)` succeeds); false only on ECHILD. Consumes nothing.
+pub(super) fn has_children() -> bool {
+    // SAFETY: an all-zero siginfo_t is valid; waitid writes into it. WNOWAIT leaves any
+    // zombie in place, WNOHANG makes the call non-blocking.
+    let rc = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_ALL,
+            0,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    // Any error but ECHILD (none is expected) counts as "children may exist".
+    rc == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ECHILD)
+}
+
+/// `pidfd_open(2)`: a descriptor that refers to process `pid` itself, not to its number: a
+/// signal sent through it can only reach that process (ESRCH once it is gone, even if the
+/// number was reused). ENOSYS before Linux 5.3 (or where a seccomp filter refuses it).
+pub(super) fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags (0) by value and touches no memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::c_long::from(pid), 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = libc::c_int::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel just returned `fd`, a new descriptor nothing else in the process
+    // knows of, so the OwnedFd is its only owner and closes it exactly once.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `pidfd_send_signal(2)`: send `sig` to the process `pidfd` refers to (signal 0: only check
+/// that it still exists, zombie or not).
+pub(super) fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
+    // SAFETY: a valid open descriptor, a signal number, a null siginfo (allowed: the kernel
+    // fills in one as for kill(2)) and flags 0; no memory of ours is written.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            libc::c_long::from(pidfd.as_raw_fd()),
+            libc::c_long::from(sig),
+            std::ptr::null::<libc::siginfo_t>(),
+            0 as libc::c_long,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// True when file descriptor `fd` is closed (`fcntl(F_GETFD)` fails with EBADF).
