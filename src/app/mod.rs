@@ -196,7 +196,12 @@ fn run_election(
         return exit::INTERNAL;
     }
 
-    supervise(&mut sup, &command, &cfg, &snapshot, &inbox_tx, &reports)
+    let code = supervise(&mut sup, &command, &cfg, &snapshot, &inbox_tx, &reports);
+    // Never exit while anything CMD started may still run (outside our PID namespace, or
+    // forever when we are not PID 1): the Lease was not released then, and must not be
+    // taken over while it runs.
+    sup.wait_until_nothing_left();
+    code
 }
 
 /// The main thread's loop: wait for an event (or the machine's deadline), feed it and then
