@@ -7,6 +7,8 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 
+use crate::clock::BootInstant;
+
 /// What the status endpoint and the main thread may read about the election.
 #[derive(Debug, Clone, Default)]
 pub struct Status {
@@ -22,6 +24,9 @@ pub struct Status {
     pub leading: bool,
     /// When we sent the last successful acquire or renewal (monotonic clock).
     pub last_renew: Option<Instant>,
+    /// The same moment on the boot-time clock, which keeps counting while the node sleeps:
+    /// the main thread measures our own validity from it.
+    pub last_renew_boot: Option<BootInstant>,
     /// The same moment on the wall clock.
     pub last_renew_wall: Option<SystemTime>,
     /// When the observed lease (ours or not) expires in our eyes, on the wall clock.

@@ -4,6 +4,7 @@
 //! one-direction dependency graph; see `README.md` ("Design") for the map.
 
 pub mod app;
+pub mod clock;
 pub mod config;
 pub mod election;
 pub mod kube;
@@ -13,4 +14,7 @@ pub mod logsink;
 pub mod service;
 pub mod status;
 pub mod supervisor;
+// Every `libc` call and every `unsafe` block of the crate, behind small safe functions.
+#[allow(unsafe_code)]
+mod sys;
 pub mod timefmt;

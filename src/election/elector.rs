@@ -15,6 +15,7 @@ use super::jitter::Jitter;
 use super::messages::{Campaign, Inbox, LeaderHooks, LostCause, Term};
 use super::renew::{RenewError, Renewal};
 use super::watch::WatchState;
+use crate::clock::BootInstant;
 use crate::config::Timings;
 use crate::kube::{self, Client};
 use crate::leadership::Snapshot;
@@ -32,6 +33,8 @@ pub struct Elector {
     pub(super) watch: WatchState,
     /// Send time of the last successful acquire/renew while leading.
     pub(super) renewed_at: Option<Instant>,
+    /// When the last write was sent, on the boot clock (our own validity is measured on it).
+    pub(super) sent_boot: Option<BootInstant>,
     /// An [`Inbox::Stopping`] arrived and the hook has not run yet.
     stopping: bool,
     /// Never release: [`Inbox::Abandon`] arrived, or another process renews under our name.
@@ -57,6 +60,7 @@ impl Elector {
             jitter: Jitter::seeded(),
             watch: WatchState::default(),
             renewed_at: None,
+            sent_boot: None,
             stopping: false,
             keep_lease: false,
         }
@@ -193,6 +197,7 @@ impl Elector {
             return ControlFlow::Break(Campaign::Shutdown);
         }
         let sent = Instant::now();
+        self.sent_boot = Some(BootInstant::now());
         // The answer may be lost while the write is stored: remember it as ours.
         self.core.will_write(&body);
         let creating = body.resource_version().is_none();
@@ -277,6 +282,7 @@ impl Elector {
         self.snapshot.update(|s| {
             s.leading = true;
             s.last_renew = Some(sent);
+            s.last_renew_boot = self.sent_boot;
             s.last_renew_wall = Some(wall);
             s.transitions += 1;
         });

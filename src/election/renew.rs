@@ -10,6 +10,7 @@ use log::{debug, warn};
 use super::core::Step;
 use super::elector::Elector;
 use super::messages::LostCause;
+use crate::clock::BootInstant;
 use crate::kube;
 use crate::lease::Lease;
 
@@ -39,6 +40,7 @@ impl Elector {
             }));
         };
         let sent = Instant::now();
+        self.sent_boot = Some(BootInstant::now());
         // A request whose answer is lost may still have been stored: remember what we sent.
         self.core.will_write(&body);
         match self
@@ -89,6 +91,7 @@ impl Elector {
     pub(super) fn recreate(&mut self, deadline: Instant) -> Result<Renewal, RenewError> {
         warn!("the lease was deleted while we held it; creating it again");
         let sent = Instant::now();
+        self.sent_boot = Some(BootInstant::now());
         let Step::Create(body) = self.core.candidate_step(sent, SystemTime::now()) else {
             return Err(RenewError::Lost(LostCause::Vanished));
         };
@@ -117,6 +120,7 @@ impl Elector {
         let wall = SystemTime::now() - sent.elapsed();
         self.snapshot.update(|s| {
             s.last_renew = Some(sent);
+            s.last_renew_boot = self.sent_boot;
             s.last_renew_wall = Some(wall);
             s.renewals += 1;
         });

@@ -87,8 +87,8 @@ mod kill;
 mod leftovers;
 mod signals;
 mod spawn;
-#[allow(unsafe_code)]
-mod sys;
+// The crate's one place for system calls (`crate::sys`) is named here once for the submodules.
+use crate::sys;
 mod tree;
 
 use std::collections::HashSet;

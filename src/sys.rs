@@ -1,7 +1,8 @@
 //! The system calls of the crate: every `libc` call and every `unsafe` block lives here, each
 //! behind a small safe function whose `// SAFETY:` comment says why it is sound. The rest of
-//! the supervisor speaks in terms of these functions, the [`Pid`] type and the signal and errno
-//! numbers re-exported below; it knows nothing of `libc`'s structs.
+//! the crate (the supervisor, and `clock` for the boot-time clock) speaks in terms of these
+//! functions, the [`Pid`] type and the signal and errno numbers re-exported below; it knows
+//! nothing of `libc`'s structs. A leaf: it knows nothing of the modules that use it.
 //!
 //! [`on_exec_restore_clean_state`] installs the code that runs between fork and exec: only
 //! async-signal-safe raw syscalls there.
@@ -383,4 +384,22 @@ fn child_setup(group: bool, parent: libc::pid_t, rtmax: libc::c_int) -> io::Resu
         ))?;
     }
     Ok(())
+}
+
+/// `CLOCK_BOOTTIME`: like the monotonic clock, but it keeps counting while the system is
+/// suspended. `None` only if the kernel refuses the clock (older than 2.6.39).
+pub(super) fn boot_time() -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec that outlives the call; clock_gettime only
+    // writes into it.
+    let ret = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    if ret != 0 {
+        return None;
+    }
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u32::try_from(ts.tv_nsec).ok()?;
+    Some(Duration::new(secs, nanos))
 }
