@@ -1,54 +1,82 @@
-//! Test harness: the test Kubernetes API server plus replicas of the real binary, each with
-//! its own bearer token and a CMD that records when it runs.
+//! Replicas of the real binary against the test Kubernetes API server, each with its own bearer
+//! token and service-account directory, all running one CMD that records when it runs.
 //!
 //! The CMD ([`Cluster::singleton_cmd`]) takes an exclusive `flock` on a file shared by all
 //! replicas before it logs `start`; a second copy running at the same time cannot get the lock
 //! and logs `OVERLAP` instead. The kernel drops the lock the instant the holder dies, so this
 //! checks "never two CMDs at once" exactly, without comparing timestamps.
-#![allow(dead_code)] // each test file uses a different subset
 
-use std::path::{Path, PathBuf};
+use std::ffi::OsStr;
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use test_apiserver::ApiServer;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_k8s-await-election");
+use crate::procs::{pid_alive, send_signal};
+use crate::tempdir::TempDir;
+use crate::wait::wait_for;
+use crate::BIN;
+
+/// The namespace of the Lease (and of every other object).
 pub const NS: &str = "default";
+/// The name of the Lease.
 pub const LOCK: &str = "my-lock";
+/// The short test lease duration.
+pub const LEASE: Duration = Duration::from_secs(4);
+/// The short test renew deadline.
+pub const RENEW_DEADLINE: Duration = Duration::from_secs(3);
+/// The short test retry period.
+pub const RETRY_PERIOD: Duration = Duration::from_secs(1);
 
-/// A unique empty directory under the system temp dir.
-pub fn temp_dir(tag: &str) -> PathBuf {
-    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "k8s-await-election-{tag}-{}-{n}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
+/// Sets the election environment on `cmd`: election on, Lease `lock` in [`NS`] for
+/// `identity`, the short test timings, the API server on 127.0.0.1:`port` and the
+/// service-account directory `sa_dir` (as the binary will see it).
+pub fn election_env(
+    cmd: &mut Command,
+    port: u16,
+    sa_dir: impl AsRef<OsStr>,
+    lock: &str,
+    identity: &str,
+) {
+    cmd.env("K8S_AWAIT_ELECTION_ENABLED", "1")
+        .env("K8S_AWAIT_ELECTION_LOCK_NAME", lock)
+        .env("K8S_AWAIT_ELECTION_LOCK_NAMESPACE", NS)
+        .env("K8S_AWAIT_ELECTION_IDENTITY", identity)
+        .env("K8S_AWAIT_ELECTION_LEASE_DURATION", secs(LEASE))
+        .env("K8S_AWAIT_ELECTION_RENEW_DEADLINE", secs(RENEW_DEADLINE))
+        .env("K8S_AWAIT_ELECTION_RETRY_PERIOD", secs(RETRY_PERIOD))
+        .env("K8S_AWAIT_ELECTION_SERVICEACCOUNT_DIR", sa_dir)
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env("KUBERNETES_SERVICE_PORT", port.to_string());
 }
 
-/// Calls `f` every 20 ms until it returns `Some`, or panics after `timeout` naming `what`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn secs(d: Duration) -> String {
+    d.as_secs().to_string()
 }
 
+/// The API server and a directory for the replicas' logs, tokens and the CMD event log.
 pub struct Cluster {
+    /// The test API server.
     pub api: ApiServer,
-    pub dir: PathBuf,
+    /// Logs (`<identity>.log`), service-account directories, the shared lock and event log.
+    pub dir: TempDir,
     /// Timings as environment values (lease, renew, retry).
     pub timings: (String, String, String),
+}
+
+/// One line of the CMD event log written by [`Cluster::singleton_cmd`]: the kind (`start`,
+/// `stop`, `ignored`, `crash`, `OVERLAP`), the replica identity, unix nanos, and the CMD's pid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CmdEvent {
+    /// `start`, `stop`, `ignored`, `crash` or `OVERLAP`.
+    pub kind: String,
+    /// The identity of the replica whose CMD wrote the line.
+    pub identity: String,
+    /// Wall-clock time of the line, nanoseconds since the epoch.
+    pub nanos: u128,
+    /// The CMD shell's pid.
+    pub pid: Option<u32>,
 }
 
 impl Cluster {
@@ -56,29 +84,45 @@ impl Cluster {
     pub fn new(tag: &str) -> Cluster {
         Cluster {
             api: ApiServer::start(),
-            dir: temp_dir(tag),
-            timings: ("4".into(), "3".into(), "1".into()),
+            dir: TempDir::new(tag),
+            timings: (secs(LEASE), secs(RENEW_DEADLINE), secs(RETRY_PERIOD)),
         }
     }
 
-    pub fn events_path(&self) -> PathBuf {
+    fn events_path(&self) -> PathBuf {
         self.dir.join("events.log")
     }
 
-    /// The CMD every replica runs: take the shared lock or report an overlap, log start and
-    /// stop, and run until signalled.
+    /// The CMD every replica runs by default: take the shared lock or report an overlap, log
+    /// start and stop (with the shell's pid), and run until signalled. Two files in the
+    /// cluster directory steer it:
+    /// - `crash`: the running CMD removes it, logs `crash` and exits with code 3;
+    /// - `stubborn`: while it exists, SIGTERM/SIGINT are ignored (logged as `ignored`), so only
+    ///   a SIGKILL ends CMD.
+    ///
+    /// No helper process keeps the lock's file descriptor open, so the lock is free the instant
+    /// the shell dies, however it dies.
     pub fn singleton_cmd(&self) -> Vec<String> {
         let script = r#"
+ev() { echo "$1 $T_ID $(date +%s%N 9>&-) $$" >> "$T_DIR/events.log"; }
 exec 9>>"$T_DIR/singleton.lock"
-if ! flock -n 9; then echo "OVERLAP $T_ID $(date +%s%N)" >> "$T_DIR/events.log"; exit 99; fi
-echo "start $T_ID $(date +%s%N)" >> "$T_DIR/events.log"
-trap 'echo "stop $T_ID $(date +%s%N)" >> "$T_DIR/events.log"; exit 0' TERM INT
-while :; do sleep 0.05 9>&-; done
+if ! flock -n 9; then exec 9>&-; ev OVERLAP; exit 99; fi
+ev start
+on_term() {
+  if [ -e "$T_DIR/stubborn" ]; then ev ignored; return 0; fi
+  ev stop; exit 0
+}
+trap on_term TERM INT
+while :; do
+  if [ -e "$T_DIR/crash" ] && rm "$T_DIR/crash" 9>&- 2>/dev/null; then ev crash; exit 3; fi
+  sleep 0.05 9>&-
+done
 "#;
         vec!["sh".into(), "-c".into(), script.into()]
     }
 
-    /// Starts a replica named `identity` running `cmd` (None: [`Cluster::singleton_cmd`]).
+    /// Starts a replica named `identity` running `cmd` (None: [`Cluster::singleton_cmd`]),
+    /// its stderr in `<identity>.log`.
     pub fn replica(
         &self,
         identity: &str,
@@ -87,7 +131,25 @@ while :; do sleep 0.05 9>&-; done
     ) -> Replica {
         let log = self.dir.join(format!("{identity}.log"));
         let stderr = std::fs::File::create(&log).expect("create log");
-        let cmd = cmd.unwrap_or_else(|| self.singleton_cmd());
+        self.spawn_replica(identity, cmd, env, log, stderr)
+    }
+
+    /// Starts a replica like [`Cluster::replica`], but appends its stderr to `log_name` in the
+    /// cluster directory instead of truncating `<identity>.log`, so a replica restarted under
+    /// the same identity (a container restart in the same pod) keeps the earlier history.
+    pub fn replica_appending(
+        &self,
+        identity: &str,
+        log_name: &str,
+        cmd: Option<Vec<String>>,
+        env: &[(&str, &str)],
+    ) -> Replica {
+        let log = self.dir.join(log_name);
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open log");
         self.spawn_replica(identity, cmd, env, log, stderr)
     }
 
@@ -108,7 +170,7 @@ while :; do sleep 0.05 9>&-; done
     fn spawn_replica(
         &self,
         identity: &str,
-        cmd: Vec<String>,
+        cmd: Option<Vec<String>>,
         env: &[(&str, &str)],
         log: PathBuf,
         stderr: std::fs::File,
@@ -121,23 +183,17 @@ while :; do sleep 0.05 9>&-; done
             .write_service_account_dir(&sa, &token, NS)
             .expect("write service account dir");
         let mut c = Command::new(BIN);
-        c.args(&cmd)
+        c.args(cmd.unwrap_or_else(|| self.singleton_cmd()))
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("RUST_LOG", "debug,ureq=info,ureq_proto=info,rustls=info")
             .env("T_DIR", &self.dir)
-            .env("T_ID", identity)
-            .env("K8S_AWAIT_ELECTION_ENABLED", "1")
-            .env("K8S_AWAIT_ELECTION_NAME", "test")
-            .env("K8S_AWAIT_ELECTION_LOCK_NAME", LOCK)
-            .env("K8S_AWAIT_ELECTION_LOCK_NAMESPACE", NS)
-            .env("K8S_AWAIT_ELECTION_IDENTITY", identity)
+            .env("T_ID", identity);
+        election_env(&mut c, self.api.port(), &sa, LOCK, identity);
+        c.env("K8S_AWAIT_ELECTION_NAME", "test")
             .env("K8S_AWAIT_ELECTION_LEASE_DURATION", &self.timings.0)
             .env("K8S_AWAIT_ELECTION_RENEW_DEADLINE", &self.timings.1)
             .env("K8S_AWAIT_ELECTION_RETRY_PERIOD", &self.timings.2)
-            .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
-            .env("KUBERNETES_SERVICE_PORT", self.api.port().to_string())
-            .env("K8S_AWAIT_ELECTION_SERVICEACCOUNT_DIR", &sa)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
@@ -154,25 +210,38 @@ while :; do sleep 0.05 9>&-; done
         }
     }
 
-    /// Lines of the shared CMD event log: (kind, identity, unix nanos).
-    pub fn events(&self) -> Vec<(String, String, u128)> {
-        read_events(&self.events_path())
+    /// The lines of the CMD event log, oldest first.
+    pub fn cmd_events(&self) -> Vec<CmdEvent> {
+        std::fs::read_to_string(self.events_path())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut it = l.split_whitespace();
+                Some(CmdEvent {
+                    kind: it.next()?.to_string(),
+                    identity: it.next()?.to_string(),
+                    nanos: it.next()?.parse().ok()?,
+                    pid: it.next().and_then(|p| p.parse().ok()),
+                })
+            })
+            .collect()
     }
 
     /// Identities whose CMD started, in order.
     pub fn starts(&self) -> Vec<String> {
-        self.events()
+        self.cmd_events()
             .into_iter()
-            .filter(|(k, _, _)| k == "start")
-            .map(|(_, id, _)| id)
+            .filter(|e| e.kind == "start")
+            .map(|e| e.identity)
             .collect()
     }
 
+    /// Panics (with [`Cluster::dump`]) if a CMD ever found another one running.
     pub fn assert_no_overlap(&self) {
         let overlaps: Vec<_> = self
-            .events()
+            .cmd_events()
             .into_iter()
-            .filter(|(k, _, _)| k == "OVERLAP")
+            .filter(|e| e.kind == "OVERLAP")
             .collect();
         assert!(
             overlaps.is_empty(),
@@ -181,17 +250,77 @@ while :; do sleep 0.05 9>&-; done
         );
     }
 
+    /// Whether `pid` is a live CMD shell of this cluster (not a process that reused the pid:
+    /// the shell's environment names this cluster's directory).
+    pub fn cmd_alive(&self, pid: u32) -> bool {
+        let marker = format!("T_DIR={}", self.dir.display());
+        pid_alive(pid)
+            && std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
+            && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "sh")
+    }
+
+    /// CMDs (identity, pid) that started and are still alive, oldest first.
+    pub fn running_cmds(&self) -> Vec<(String, u32)> {
+        self.cmd_events()
+            .into_iter()
+            .filter(|e| e.kind == "start")
+            .filter_map(|e| Some((e.identity, e.pid?)))
+            .filter(|(_, pid)| self.cmd_alive(*pid))
+            .collect()
+    }
+
     /// The Lease as stored by the API server.
     pub fn lease(&self) -> Option<serde_json::Value> {
         self.api.get_object("leases", NS, LOCK)
     }
 
+    /// The holder the Lease names, if any.
     pub fn holder(&self) -> Option<String> {
         self.lease()?
             .pointer("/spec/holderIdentity")?
             .as_str()
             .filter(|h| !h.is_empty())
             .map(String::from)
+    }
+
+    /// Successful Lease writes (PUT/POST answered 2xx), oldest first: the instant of the
+    /// server's request log and the token that made it.
+    pub fn all_lease_writes(&self) -> Vec<(Instant, String)> {
+        self.api
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r.resource == "leases"
+                    && (r.method == "PUT" || r.method == "POST")
+                    && (200..300).contains(&r.code)
+            })
+            .map(|r| (r.at, r.token.unwrap_or_default()))
+            .collect()
+    }
+
+    /// The instants of the successful Lease writes made with `token`, oldest first.
+    pub fn lease_writes(&self, token: &str) -> Vec<Instant> {
+        self.all_lease_writes()
+            .into_iter()
+            .filter(|(_, by)| by == token)
+            .map(|(at, _)| at)
+            .collect()
+    }
+
+    /// Rotates `replica`'s bearer token the way the kubelet does: the server accepts
+    /// `new_token` first, the service-account `token` file is replaced atomically (write a
+    /// temporary file, rename it over the old one), then the server forgets the old token.
+    pub fn rotate_token(&self, replica: &mut Replica, new_token: &str) {
+        let user = format!("system:serviceaccount:{NS}:{}", replica.identity);
+        self.api.add_token(new_token, &user);
+        let sa = self.dir.join(format!("sa-{}", replica.identity));
+        let tmp = sa.join(".token.tmp");
+        std::fs::write(&tmp, new_token).expect("write new token");
+        std::fs::rename(&tmp, sa.join("token")).expect("swap token file");
+        self.api.remove_token(&replica.token);
+        replica.token = new_token.to_string();
     }
 
     /// Everything useful for a failure message.
@@ -219,42 +348,28 @@ while :; do sleep 0.05 9>&-; done
     }
 }
 
-pub fn read_events(path: &Path) -> Vec<(String, String, u128)> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            Some((
-                it.next()?.to_string(),
-                it.next()?.to_string(),
-                it.next()?.parse().ok()?,
-            ))
-        })
-        .collect()
-}
-
+/// A running replica (killed on drop).
 pub struct Replica {
+    /// Its identity (`K8S_AWAIT_ELECTION_IDENTITY`).
     pub identity: String,
+    /// Its current bearer token.
     pub token: String,
-    pub log: PathBuf,
+    /// The file its stderr goes to.
+    log: PathBuf,
+    /// The binary's process.
     pub child: Child,
     status: Option<ExitStatus>,
 }
 
 impl Replica {
+    /// The binary's pid.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Sends a signal by name (`TERM`, `KILL`, ...) with kill(1).
     pub fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .args([format!("-{name}"), self.pid().to_string()])
-            .status()
-            .expect("run kill")
-            .success();
-        assert!(ok, "kill -{name} {} failed", self.pid());
+        send_signal(self.pid(), name);
     }
 
     /// Waits for the replica to exit and returns its status.
@@ -269,6 +384,7 @@ impl Replica {
         s
     }
 
+    /// Whether the replica has exited (recording its status).
     pub fn has_exited(&mut self) -> bool {
         if self.status.is_some() {
             return true;
@@ -282,10 +398,12 @@ impl Replica {
         }
     }
 
+    /// What the replica logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until the replica's log contains `needle`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) {
         let what = format!("{:?} in the log of {}", needle, self.identity);
         wait_for(&what, timeout, || {
@@ -300,149 +418,5 @@ impl Drop for Replica {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Chaos helpers (tests/chaos.rs). Additive: nothing above depends on them.
-// ---------------------------------------------------------------------------------------------
-
-/// One line of the CMD event log written by [`Cluster::chaos_cmd`]: the kind (`start`, `stop`,
-/// `ignored`, `crash`, `OVERLAP`), the replica identity, unix nanos, and the CMD's pid.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CmdEvent {
-    pub kind: String,
-    pub identity: String,
-    pub nanos: u128,
-    pub pid: Option<u32>,
-}
-
-/// Whether `pid` is a live process (present in /proc and not a zombie).
-pub fn pid_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(text) => text
-            .rfind(')')
-            .and_then(|i| text.get(i + 1..))
-            .and_then(|rest| rest.split_whitespace().next())
-            .is_some_and(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
-}
-
-impl Cluster {
-    /// Like [`Cluster::singleton_cmd`] (same lock, same event log, same `OVERLAP` check), but
-    /// every line also carries the CMD's pid, and two files in the cluster directory steer it:
-    /// - `crash`: the running CMD removes it, logs `crash` and exits with code 3;
-    /// - `stubborn`: while it exists, SIGTERM/SIGINT are ignored (logged as `ignored`), so only
-    ///   a SIGKILL ends CMD.
-    ///
-    /// No helper process keeps the lock's file descriptor open, so the lock is free the instant
-    /// the shell dies, however it dies.
-    pub fn chaos_cmd(&self) -> Vec<String> {
-        let script = r#"
-ev() { echo "$1 $T_ID $(date +%s%N 9>&-) $$" >> "$T_DIR/events.log"; }
-exec 9>>"$T_DIR/singleton.lock"
-if ! flock -n 9; then exec 9>&-; ev OVERLAP; exit 99; fi
-ev start
-on_term() {
-  if [ -e "$T_DIR/stubborn" ]; then ev ignored; return 0; fi
-  ev stop; exit 0
-}
-trap on_term TERM INT
-while :; do
-  if [ -e "$T_DIR/crash" ] && rm "$T_DIR/crash" 9>&- 2>/dev/null; then ev crash; exit 3; fi
-  sleep 0.05 9>&-
-done
-"#;
-        vec!["sh".into(), "-c".into(), script.into()]
-    }
-
-    /// Events of [`Cluster::chaos_cmd`] (lines of [`Cluster::singleton_cmd`] parse too, with
-    /// `pid: None`).
-    pub fn cmd_events(&self) -> Vec<CmdEvent> {
-        std::fs::read_to_string(self.events_path())
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| {
-                let mut it = l.split_whitespace();
-                Some(CmdEvent {
-                    kind: it.next()?.to_string(),
-                    identity: it.next()?.to_string(),
-                    nanos: it.next()?.parse().ok()?,
-                    pid: it.next().and_then(|p| p.parse().ok()),
-                })
-            })
-            .collect()
-    }
-
-    /// Whether `pid` is a live CMD shell of this cluster (not a process that reused the pid:
-    /// the shell's environment names this cluster's directory).
-    pub fn cmd_alive(&self, pid: u32) -> bool {
-        let marker = format!("T_DIR={}", self.dir.display());
-        pid_alive(pid)
-            && std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
-            && std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|comm| comm.trim() == "sh")
-    }
-
-    /// CMDs (identity, pid) that started and are still alive, oldest first.
-    pub fn running_cmds(&self) -> Vec<(String, u32)> {
-        self.cmd_events()
-            .into_iter()
-            .filter(|e| e.kind == "start")
-            .filter_map(|e| Some((e.identity, e.pid?)))
-            .filter(|(_, pid)| self.cmd_alive(*pid))
-            .collect()
-    }
-
-    /// Starts a replica like [`Cluster::replica`], but appends its stderr to `log_name` in the
-    /// cluster directory instead of truncating `<identity>.log`, so a replica restarted under
-    /// the same identity (a container restart in the same pod) keeps the earlier history.
-    pub fn replica_appending(
-        &self,
-        identity: &str,
-        log_name: &str,
-        cmd: Option<Vec<String>>,
-        env: &[(&str, &str)],
-    ) -> Replica {
-        let log = self.dir.join(log_name);
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("open log");
-        let cmd = cmd.unwrap_or_else(|| self.chaos_cmd());
-        self.spawn_replica(identity, cmd, env, log, stderr)
-    }
-
-    /// Rotates `replica`'s bearer token the way the kubelet does: the server accepts
-    /// `new_token` first, the service-account `token` file is replaced atomically (write a
-    /// temporary file, rename it over the old one), then the server forgets the old token.
-    pub fn rotate_token(&self, replica: &mut Replica, new_token: &str) {
-        let user = format!("system:serviceaccount:{NS}:{}", replica.identity);
-        self.api.add_token(new_token, &user);
-        let sa = self.dir.join(format!("sa-{}", replica.identity));
-        let tmp = sa.join(".token.tmp");
-        std::fs::write(&tmp, new_token).expect("write new token");
-        std::fs::rename(&tmp, sa.join("token")).expect("swap token file");
-        self.api.remove_token(&replica.token);
-        replica.token = new_token.to_string();
-    }
-
-    /// Successful Lease writes (PUT/POST answered 2xx) made with `token`, oldest first, as
-    /// instants of the server's request log.
-    pub fn lease_writes(&self, token: &str) -> Vec<Instant> {
-        self.api
-            .requests()
-            .into_iter()
-            .filter(|r| {
-                r.resource == "leases"
-                    && r.token.as_deref() == Some(token)
-                    && (r.method == "PUT" || r.method == "POST")
-                    && (200..300).contains(&r.code)
-            })
-            .map(|r| r.at)
-            .collect()
     }
 }
