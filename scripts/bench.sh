@@ -27,18 +27,19 @@
 # busy machine are noisier (hand-over, cold start, passthrough).
 set -euo pipefail
 
+SAY_FD=2 # stdout is the results table
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 QUICK=0
 for arg in "$@"; do
   case $arg in
   --quick) QUICK=1 ;;
   -h | --help)
-    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    usage
     exit 0
     ;;
-  *)
-    echo "bench: unknown argument $arg (try --help)" >&2
-    exit 64
-    ;;
+  *) usage_error "unknown argument $arg" ;;
   esac
 done
 
@@ -48,42 +49,15 @@ else
   HANDOVER_RUNS=20 FAILOVER_RUNS=8 STEADY_SECONDS=250 WARMUP_SECONDS=5 PASS_RUNS=400 PASS_ROUNDS=10 COLD_RUNS=15
 fi
 SHORT_LEASE=4 SHORT_RENEW=3 SHORT_RETRY=1
-NS=default
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
-target_dir=${CARGO_TARGET_DIR:-$root/target}
-[[ $target_dir == /* ]] || target_dir=$root/$target_dir
 out_dir=$target_dir/bench
 work=$out_dir/last-run
 rm -rf "$work"
 mkdir -p "$work"
 
-say() { printf '==> %s\n' "$*" >&2; }
-note() { printf '    %s\n' "$*" >&2; }
-die() {
-  printf 'bench: error: %s\n' "$*" >&2
-  exit 1
-}
-
-# stamp VAR: nanoseconds since the epoch into VAR, without forking.
-stamp() {
-  local t=${EPOCHREALTIME//[.,]/}
-  printf -v "$1" '%s000' "$t"
-}
 t0=0 t1=0 t_sig=0 t_kill=0 # set by stamp
+# Timing with date(1) forks would add noise.
 [[ -n ${EPOCHREALTIME:-} ]] || die "bash 5 or newer is needed (\$EPOCHREALTIME)"
-
-# Calls "$@" every 20 ms until it succeeds; fails after $1 seconds.
-wait_until() {
-  local timeout=$1
-  shift
-  local deadline=$((SECONDS + timeout))
-  until "$@"; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.02
-  done
-}
 
 # pct P FILE: nearest-rank percentile of the numbers in FILE, one per line.
 pct() {
@@ -104,58 +78,13 @@ fmt() { awk -v v="$1" -v d="${2:-1}" 'BEGIN { printf "%.*f", d, v }'; }
 # ok VALUE GOAL: ✅ when VALUE <= GOAL, else ❌.
 ok() { awk -v v="$1" -v g="$2" 'BEGIN { print ((v != "n/a" && v + 0 <= g + 0) ? "✅" : "❌") }'; }
 
-# --- processes and cleanup -----------------------------------------------------------------
-
-declare -A PID=()    # replica id -> pid of its k8s-await-election process
-declare -a SERVERS=() # API server pids
-
-stop_pids() {
-  local pids=() p
-  for p in "$@"; do kill -0 "$p" 2>/dev/null && pids+=("$p"); done
-  ((${#pids[@]})) || return 0
-  kill -TERM "${pids[@]}" 2>/dev/null || true
-  local i alive
-  for i in $(seq 100); do
-    alive=0
-    for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    ((alive)) || break
-    sleep 0.05
-  done
-  { kill -KILL "${pids[@]}" && wait "${pids[@]}"; } 2>/dev/null || true
-  wait "${pids[@]}" 2>/dev/null || true
-}
-
-stop_replicas() {
-  ((${#PID[@]})) || return 0
-  stop_pids "${PID[@]}"
-  PID=()
-}
-
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  stop_replicas
-  ((${#SERVERS[@]})) && stop_pids "${SERVERS[@]}"
-  ((status == 0)) || echo "bench: failed; logs in $work" >&2
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit() { (($1 == 0)) || echo "bench: failed; logs in $work" >&2; }
+stop_on_exit
 
 # --- build ---------------------------------------------------------------------------------
 
 say "building the static release binary and the test API server"
-BIN=$(scripts/build-static.sh 2>"$work/build.log") || {
-  cat "$work/build.log" >&2
-  die "scripts/build-static.sh failed"
-}
-[[ $BIN == /* ]] || BIN=$root/$BIN
-cargo build --release --locked -p test-apiserver 2>>"$work/build.log" || {
-  cat "$work/build.log" >&2
-  die "cargo build -p test-apiserver failed"
-}
-APISERVER=$target_dir/release/test-apiserver
+build "$work/build.log"
 if command -v file >/dev/null; then
   file -L "$BIN" | grep -q 'statically linked\|static-pie linked' || die "$BIN is not static: $(file -L "$BIN")"
 fi
@@ -171,75 +100,18 @@ t_bench_start=$SECONDS
 
 # --- API server and replicas ---------------------------------------------------------------
 
-# start_server NAME: starts a test API server with tokens for replicas NAME-1..NAME-5 and the
-# request log $work/NAME/requests.log; sets PORT.
-start_server() {
-  local name=$1 dir=$work/$1 i
-  mkdir -p "$dir"
-  local tokens=()
-  for i in 1 2 3 4 5; do tokens+=(--token "bench-token-$name-$i"); done
-  "$APISERVER" --sa-dir "$dir/sa-1" --namespace "$NS" "${tokens[@]}" \
-    --request-log "$dir/requests.log" >"$dir/apiserver.out" 2>&1 </dev/null &
-  SERVERS+=($!)
-  wait_until 10 grep -q '^listening https://127.0.0.1:' "$dir/apiserver.out" ||
-    die "the test API server did not start: $(cat "$dir/apiserver.out")"
-  PORT=$(sed -n 's#^listening https://127.0.0.1:\([0-9]*\).*#\1#p' "$dir/apiserver.out" | head -n 1)
-  for i in 2 3 4 5; do
-    mkdir -p "$dir/sa-$i"
-    cp "$dir/sa-1/ca.crt" "$dir/sa-1/namespace" "$dir/sa-$i/"
-    printf '%s' "bench-token-$name-$i" >"$dir/sa-$i/token"
-  done
-}
+# start_server NAME: starts a test API server for replicas r1..r5 in $work/NAME; sets PORT.
+start_server() { start_apiserver "$work/$1" "bench-token-$1" r1 r2 r3 r4 r5; }
 
 # The CMD of the election runs: log start/stop (ns) to the shared events file, idle until
 # signalled. `sleep 1 & wait` lets the TERM trap run at once.
 # shellcheck disable=SC2016 # expanded by the CMD's shell
 CMD_SCRIPT='
-echo "start $B_ID $(date +%s%N)" >>"$B_EVENTS"
-trap '\''echo "stop $B_ID $(date +%s%N)" >>"$B_EVENTS"; kill $! 2>/dev/null; exit 0'\'' TERM INT
+echo "start $POD $(date +%s%N)" >>"$EVENTS"
+trap '\''echo "stop $POD $(date +%s%N)" >>"$EVENTS"; kill $! 2>/dev/null; exit 0'\'' TERM INT
 while :; do sleep 1 & wait $!; done'
 
-# replica_env DIR ID IDX LOCK LEASE RENEW RETRY: the environment of one replica (for env -i).
-replica_env() {
-  local dir=$1 id=$2 idx=$3 lock=$4
-  REPLICA_ENV=(
-    PATH="$PATH" B_ID="$id" B_EVENTS="$dir/events"
-    KUBERNETES_SERVICE_HOST=127.0.0.1 KUBERNETES_SERVICE_PORT="$PORT"
-    K8S_AWAIT_ELECTION_SERVICEACCOUNT_DIR="$dir/sa-$idx"
-    K8S_AWAIT_ELECTION_ENABLED=1
-    K8S_AWAIT_ELECTION_LOCK_NAME="$lock"
-    K8S_AWAIT_ELECTION_LOCK_NAMESPACE="$NS"
-    K8S_AWAIT_ELECTION_IDENTITY="$id"
-  )
-  [[ -z ${5:-} ]] || REPLICA_ENV+=(
-    K8S_AWAIT_ELECTION_LEASE_DURATION="$5"
-    K8S_AWAIT_ELECTION_RENEW_DEADLINE="$6"
-    K8S_AWAIT_ELECTION_RETRY_PERIOD="$7"
-  )
-}
-
-# start_replica DIR IDX LOCK [LEASE RENEW RETRY]: starts replica "r<IDX>" in the background.
-start_replica() {
-  local dir=$1 idx=$2 lock=$3
-  shift 3
-  replica_env "$dir" "r$idx" "$idx" "$lock" "$@"
-  env -i "${REPLICA_ENV[@]}" "$BIN" sh -c "$CMD_SCRIPT" >>"$dir/r$idx.log" 2>&1 </dev/null &
-  PID[r$idx]=$!
-}
-
-starts() { grep -c '^start ' "$1/events" 2>/dev/null || true; }
-more_starts() { (($(starts "$1") > $2)); }
-# The replica whose CMD started last (one CMD at a time) and when.
-last_start() { awk '$1 == "start" { p = $2; t = $3 } END { print p, t }' "$1/events"; }
-last_event() { awk -v k="$2" -v p="$3" '$1 == k && $2 == p { t = $3 } END { print t }' "$1/events"; }
 exited() { ! kill -0 "$1" 2>/dev/null; }
-# Never two CMDs at once: every start after the previous CMD stopped or was SIGKILLed.
-overlaps() {
-  sort -k3,3n "$1/events" | awk '
-    $1 == "start" { if (running != "") n++; running = $2 }
-    ($1 == "stop" || $1 == "killed") && $2 == running { running = "" }
-    END { print n + 0 }'
-}
 
 # --- 1 and 2: hand-over and fail-over -------------------------------------------------------
 
@@ -247,7 +119,7 @@ say "hand-over and fail-over: 3 replicas, timings $SHORT_LEASE/$SHORT_RENEW/$SHO
 A=$work/failover
 start_server failover
 : >"$A/events"
-for i in 1 2 3; do start_replica "$A" "$i" bench "$SHORT_LEASE" "$SHORT_RENEW" "$SHORT_RETRY"; done
+for i in 1 2 3; do start_replica "$A" "r$i" bench "$SHORT_LEASE" "$SHORT_RENEW" "$SHORT_RETRY"; done
 wait_until 10 more_starts "$A" 0 || die "no leader within 10 s"
 
 : >"$A/handover_sig.ms"
@@ -259,7 +131,7 @@ for run in $(seq "$HANDOVER_RUNS"); do
   n=$(starts "$A")
   stamp t_sig
   kill -TERM "${PID[$leader]}"
-  echo "term $leader $t_sig" >>"$A/events"
+  event "$A" signal-TERM "$leader" "$t_sig"
   wait_until 10 more_starts "$A" "$n" || die "hand-over $run: no CMD started within 10 s"
   read -r next t_next <<<"$(last_start "$A")"
   wait_until 10 exited "${PID[$leader]}" || die "hand-over $run: $leader did not exit"
@@ -270,7 +142,7 @@ for run in $(seq "$HANDOVER_RUNS"); do
   awk -v a="$t_sig" -v b="$t_next" 'BEGIN { printf "%.3f\n", (b - a) / 1e6 }' >>"$A/handover_sig.ms"
   awk -v a="$t_stop" -v b="$t_next" 'BEGIN { printf "%.3f\n", (b - a) / 1e6 }' >>"$A/handover_stop.ms"
   note "hand-over $run/$HANDOVER_RUNS: $leader -> $next $(tail -n 1 "$A/handover_sig.ms") ms (exit $code)"
-  start_replica "$A" "${leader#r}" bench "$SHORT_LEASE" "$SHORT_RENEW" "$SHORT_RETRY"
+  start_replica "$A" "$leader" bench "$SHORT_LEASE" "$SHORT_RENEW" "$SHORT_RETRY"
 done
 
 : >"$A/failover_kill.ms"
@@ -283,7 +155,7 @@ for run in $(seq "$FAILOVER_RUNS"); do
   n=$(starts "$A")
   stamp t_kill
   { kill -KILL "${PID[$leader]}" && wait "${PID[$leader]}"; } 2>/dev/null || true
-  echo "killed $leader $t_kill" >>"$A/events"
+  event "$A" signal-KILL "$leader" "$t_kill"
   wait_until $((SHORT_LEASE * 3)) more_starts "$A" "$n" ||
     die "fail-over $run: no CMD started within $((SHORT_LEASE * 3)) s"
   read -r next t_next <<<"$(last_start "$A")"
@@ -298,11 +170,11 @@ for run in $(seq "$FAILOVER_RUNS"); do
   awk -v a="$renew_ms" -v b="$t_next" -v l="$SHORT_LEASE" \
     'BEGIN { printf "%.3f\n", b / 1e6 - a - l * 1000 }' >>"$A/failover_minus.ms"
   note "fail-over $run/$FAILOVER_RUNS: $leader -> $next $(tail -n 1 "$A/failover_kill.ms") ms after SIGKILL, $(tail -n 1 "$A/failover_renew.ms") ms after the last renewal"
-  start_replica "$A" "${leader#r}" bench "$SHORT_LEASE" "$SHORT_RENEW" "$SHORT_RETRY"
+  start_replica "$A" "$leader" bench "$SHORT_LEASE" "$SHORT_RENEW" "$SHORT_RETRY"
 done
-overlap_a=$(overlaps "$A")
+overlap_a=$(overlaps "$A" | wc -l)
 stop_replicas
-stop_pids "${SERVERS[@]}"
+stop_servers
 
 # --- 3, 4, 8: steady state at the default timings --------------------------------------------
 
@@ -310,7 +182,7 @@ say "steady state: 1 leader + 4 followers, default timings 15/10/2, ${STEADY_SEC
 B=$work/steady
 start_server steady
 : >"$B/events"
-for i in 1 2 3 4 5; do start_replica "$B" "$i" steady; done
+for i in 1 2 3 4 5; do start_replica "$B" "r$i" steady; done
 wait_until 20 more_starts "$B" 0 || die "no leader within 20 s"
 sleep "$WARMUP_SECONDS"
 read -r leader _ <<<"$(last_start "$B")"
@@ -340,7 +212,7 @@ done
 read -r leader_now _ <<<"$(last_start "$B")"
 [[ $leader_now == "$leader" ]] || die "the leader changed during the steady window ($leader -> $leader_now)"
 stop_replicas
-stop_pids "${SERVERS[@]}"
+stop_servers
 window_ms=$(((t1 - t0) / 1000000))
 awk -v a="$((t0 / 1000000))" -v b="$((t1 / 1000000))" '$1 >= a && $1 < b' "$B/requests.log" >"$B/window.log"
 req_total=$(count "$B/window.log")
@@ -457,7 +329,7 @@ start_server cold
 : >"$C/cold.ms"
 : >"$C/baseline.ms"
 for run in $(seq "$COLD_RUNS"); do
-  replica_env "$C" "r1" 1 "cold-$run"
+  replica_env "$C" r1 "cold-$run"
   stamp t_a
   env -i "${REPLICA_ENV[@]}" "$BIN" date +%s%N >"$C/cmd.out" 2>>"$C/r1.log" </dev/null ||
     die "cold start $run failed: $(tail -n 3 "$C/r1.log")"
@@ -467,7 +339,7 @@ for run in $(seq "$COLD_RUNS"); do
   awk -v a="$t_a" 'NR == 1 { printf "%.3f\n", ($1 - a) / 1e6 }' "$C/cmd.out" >>"$C/baseline.ms"
 done
 
-stop_pids "${SERVERS[@]}"
+stop_servers
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 elapsed=$((SECONDS - t_bench_start))
 

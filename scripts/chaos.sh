@@ -6,8 +6,8 @@
 # replica, token rotation, SIGKILL, SIGTERM, CMD crashes, CMDs that ignore SIGTERM, dropped,
 # compacted and silenced (half-open) watches), then checks that no two CMDs ever ran at once
 # and that exactly one leader runs CMD and owns the Service afterwards. The runs are the
-# ignored test `tests/chaos.rs::random_schedule`; this script only picks the parameters and
-# sums up.
+# ignored test `chaos::schedules::random_schedule` of the integration tests
+# (tests/integration/chaos/schedules.rs); this script only picks the parameters and sums up.
 #
 # usage: scripts/chaos.sh [--runs N] [--seed S] [--seconds N] [--jobs N] [--soak] [--release]
 #   --runs N     number of runs (default 12: about two minutes)
@@ -24,13 +24,13 @@
 # (same fault sequence; the interleaving with the replicas differs from run to run).
 # Exit status 0 only if every run passed.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 runs=12
 seconds=10
 jobs=2
 seed=""
-profile=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --runs) runs="$2"; shift 2 ;;
@@ -38,20 +38,18 @@ while [ $# -gt 0 ]; do
     --seconds) seconds="$2"; shift 2 ;;
     --jobs) jobs="$2"; shift 2 ;;
     --soak) runs=1000; seconds=20; shift ;;
-    --release) profile=(--release); shift ;;
-    -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "chaos.sh: unknown argument $1 (see --help)" >&2; exit 64 ;;
+    --release) PROFILE=(--release); shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage_error "unknown argument $1" ;;
     esac
 done
-for v in "$runs" "$seconds" "$jobs"; do
-    case "$v" in '' | *[!0-9]*) echo "chaos.sh: not a number: $v" >&2; exit 64 ;; esac
-done
+require_numbers "$runs" "$seconds" "$jobs"
 if [ -z "$seed" ]; then
     seed=$(( $(od -An -N4 -tu4 /dev/urandom) ))
 fi
 
 echo "chaos.sh: $runs runs x ${seconds}s, $jobs at a time, first seed $seed" >&2
-cargo test "${profile[@]}" --test chaos --no-run >&2
+build_tests
 
 out=$(mktemp "${TMPDIR:-/tmp}/chaos-out.XXXXXX")
 details="${TMPDIR:-/tmp}/chaos-$seed.log"
@@ -59,8 +57,7 @@ trap 'rm -f "$out"' EXIT
 echo "chaos.sh: details of failing runs go to $details" >&2
 status=0
 CHAOS_SEED="$seed" CHAOS_RUNS="$runs" CHAOS_SECONDS="$seconds" CHAOS_JOBS="$jobs" \
-    cargo test "${profile[@]}" --test chaos -- --ignored random_schedule --nocapture --exact \
-    2>"$details" | tee "$out" | grep --line-buffered '^chaos: run ' || status=$?
+    run_ignored chaos::schedules::random_schedule 2>"$details" | tee "$out" | grep --line-buffered '^chaos: run ' || status=$?
 
 summary=$(grep -E '^chaos: [0-9]+ runs, ' "$out" | tail -n1 || true)
 if [ -z "$summary" ]; then

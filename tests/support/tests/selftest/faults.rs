@@ -1,6 +1,5 @@
 //! Fault injection, the request log, connection handling and the TLS setup.
-mod common;
-use common::*;
+use crate::client::*;
 use serde_json::json;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

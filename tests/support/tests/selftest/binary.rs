@@ -1,6 +1,5 @@
 //! The standalone `test-apiserver` binary: service-account dir, the `listening` line, serving.
-mod common;
-use common::*;
+use crate::client::*;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};

@@ -1,7 +1,6 @@
 //! Watch streams: start points, live events, selectors, 410 after compaction, timeouts,
 //! bookmarks, concurrency, and ending streams.
-mod common;
-use common::*;
+use crate::client::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use test_apiserver::ApiServer;

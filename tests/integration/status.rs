@@ -2,16 +2,15 @@
 //! `/status` document and `/metrics` following leadership, prompt answers while the API hangs,
 //! and robustness against idle and garbage connections.
 
-#[path = "common/cluster.rs"]
-mod cluster;
-
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use cluster::{wait_for, Cluster};
 use serde_json::Value;
 use test_apiserver::Fault;
+
+use crate::cluster::Cluster;
+use crate::wait::wait_for;
 
 /// A port that was free a moment ago.
 fn free_port() -> u16 {
@@ -21,6 +20,7 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// 127.0.0.1:`port`.
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
@@ -47,6 +47,7 @@ fn request(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
     Some((code, body))
 }
 
+/// The `/status` document, if the answer is a 200.
 fn status_doc(port: u16) -> Option<Value> {
     let (code, body) = request(port, "GET", "/status")?;
     (code == 200).then(|| serde_json::from_str(&body).ok())?

@@ -1,6 +1,5 @@
 //! A raw rustls + HTTP/1.1 client for pinning the server's wire behaviour (headers, chunked
-//! watch streams, resets, keep-alive), plus small helpers shared by the test files.
-#![allow(dead_code)]
+//! watch streams, resets, keep-alive), plus the helpers the other modules share.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -58,13 +57,6 @@ impl Resp {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
-    }
-    pub fn header_all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
     }
 }
 
@@ -287,4 +279,16 @@ pub fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// (code, reason, message) of a `Status` answer, checking that it is one.
+pub fn status_of(r: &Resp) -> (u16, String, String) {
+    let j = r.json();
+    assert_eq!(j["kind"], "Status", "{j}");
+    assert_eq!(j["code"], r.code, "{j}");
+    (
+        r.code,
+        j["reason"].as_str().unwrap_or("").into(),
+        j["message"].as_str().unwrap_or("").into(),
+    )
 }

@@ -3,97 +3,38 @@
 //! survive, the Go tool's RBAC keeps working in auto mode, withdrawal is conditional, and a
 //! missing permission is named.
 
-#[path = "common/cluster.rs"]
-mod cluster;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use cluster::{wait_for, Cluster, Replica, NS};
-use serde_json::{json, Value};
+use serde_json::json;
 
-const SERVICE: &str = "web";
-const PORTS: &str = r#"[{"name":"http","port":8080,"protocol":"TCP","appProtocol":"http"}]"#;
+use crate::cluster::{Cluster, Replica, NS};
+use crate::routing::{self, advertised, endpoints, endpoints_ips, slice, slice_ips, SERVICE};
+use crate::wait::wait_for;
 
+/// Starts replica `identity` routing the Service to `ip`, in `mode` (None: the default, auto).
 fn replica(c: &Cluster, identity: &str, ip: &str, mode: Option<&str>) -> Replica {
     let node = format!("node-{identity}");
-    let mut env = vec![
-        ("K8S_AWAIT_ELECTION_SERVICE_NAME", SERVICE),
-        ("K8S_AWAIT_ELECTION_POD_IP", ip),
-        ("K8S_AWAIT_ELECTION_NODE_NAME", node.as_str()),
-        ("K8S_AWAIT_ELECTION_SERVICE_PORTS_JSON", PORTS),
-    ];
+    let mut env = routing::env(ip, &node).to_vec();
     if let Some(m) = mode {
         env.push(("K8S_AWAIT_ELECTION_SERVICE_MODE", m));
     }
     c.replica(identity, None, &env)
 }
 
-fn slice(c: &Cluster) -> Option<Value> {
-    c.api.get_object("endpointslices", NS, SERVICE)
-}
-
-fn endpoints(c: &Cluster) -> Option<Value> {
-    c.api.get_object("endpoints", NS, SERVICE)
-}
-
-fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn slice_ips(s: &Value) -> Vec<String> {
-    s["endpoints"]
-        .as_array()
-        .map(|eps| {
-            eps.iter()
-                .flat_map(|e| strings(e.get("addresses")))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn endpoints_ips(e: &Value) -> Vec<String> {
-    e["subsets"]
-        .as_array()
-        .map(|ss| {
-            ss.iter()
-                .flat_map(|s| s["addresses"].as_array().cloned().unwrap_or_default())
-                .filter_map(|a| a["ip"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Every address any object advertises for the Service: all slices labelled with it, plus
-/// the Endpoints object (the mirroring controller would publish that one too).
-fn advertised(c: &Cluster) -> BTreeSet<String> {
-    let mut ips: BTreeSet<String> = c
-        .api
-        .list_objects("endpointslices", NS)
-        .iter()
-        .filter(|s| s["metadata"]["labels"]["kubernetes.io/service-name"] == SERVICE)
-        .flat_map(slice_ips)
-        .collect();
-    ips.extend(endpoints(c).as_ref().map(endpoints_ips).unwrap_or_default());
-    ips
-}
-
+/// The set of just `ip`.
 fn only(ip: &str) -> BTreeSet<String> {
     BTreeSet::from([ip.to_string()])
 }
 
+/// Waits for the `n`th CMD start; returns whose it was.
 fn wait_leader(c: &Cluster, n: usize) -> String {
     wait_for(&format!("CMD start #{n}"), Duration::from_secs(15), || {
         c.starts().get(n - 1).cloned()
     })
 }
 
+/// SIGTERMs `old`, which must exit 0, and waits for the `n`th CMD start; returns whose it was.
 fn hand_over(c: &Cluster, old: &mut Replica, n: usize) -> String {
     old.signal("TERM");
     let status = old.wait_exit(Duration::from_secs(10));

@@ -1,37 +1,48 @@
-//! Process helpers for integration tests: `/proc` inspection, signals by name, polling with a
-//! deadline. Standard library only (no libc: the crate keeps its libc calls in `supervisor`).
-#![allow(dead_code)] // each test file uses a different subset
+//! Processes as the tests see them: `/proc` inspection, signals by name, exit codes as a shell
+//! reports them, bounded waits for a child, pipes nobody reads, and copying an executable
+//! safely. Standard library only (no libc: the crate keeps its libc calls in `supervisor`).
 
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::wait::poll;
 
 /// The fields of `/proc/<pid>/stat` the tests care about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stat {
+    /// The process id.
     pub pid: u32,
-    pub comm: String,
     /// R, S, D, Z, T, ...
     pub state: char,
+    /// The parent's process id.
     pub ppid: u32,
+    /// The process group id.
+    pub pgrp: u32,
 }
 
 /// Parse `/proc/<pid>/stat`; `None` if the process is gone.
 pub fn stat(pid: u32) -> Option<Stat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // "pid (comm) state ppid ..." — comm may contain spaces and parentheses: split at the last ')'.
-    let open = text.find('(')?;
+    // "pid (comm) state ppid pgrp ..." — comm may contain spaces and parentheses: split at the
+    // last ')'.
     let close = text.rfind(')')?;
-    let comm = text.get(open + 1..close)?.to_string();
     let mut rest = text.get(close + 1..)?.split_whitespace();
     let state = rest.next()?.chars().next()?;
     let ppid = rest.next()?.parse().ok()?;
+    let pgrp = rest.next()?.parse().ok()?;
     Some(Stat {
         pid,
-        comm,
         state,
         ppid,
+        pgrp,
     })
+}
+
+/// Whether `pid` is a live process (present in /proc and neither a zombie nor dead).
+pub fn pid_alive(pid: u32) -> bool {
+    stat(pid).is_some_and(|s| s.state != 'Z' && s.state != 'X')
 }
 
 /// Every process whose parent is `ppid` (zombies included), from a scan of `/proc`.
@@ -48,34 +59,6 @@ pub fn children(ppid: u32) -> Vec<Stat> {
     out
 }
 
-/// Call `f` every 10 ms until it returns `Some`, or panic after `timeout` naming `what`.
-pub fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Like [`poll`], but returns `None` on timeout instead of panicking.
-pub fn poll_opt<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// The shell's view of an exit status: the code, or 128 + the terminating signal.
 pub fn exit_code(status: ExitStatus) -> i32 {
     match (status.code(), status.signal()) {
@@ -87,7 +70,7 @@ pub fn exit_code(status: ExitStatus) -> i32 {
 
 /// Wait for `child` to exit within `timeout`; on timeout SIGKILL it and return `None`.
 pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let status = poll_opt(timeout, || child.try_wait().ok().flatten());
+    let status = poll(timeout, || child.try_wait().ok().flatten());
     if status.is_none() {
         let _ = child.kill();
         let _ = child.wait();
@@ -113,29 +96,22 @@ pub fn status_field<'a>(status_text: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// `Ok` when `unshare --pid --fork --mount-proc` works here (root, util-linux present);
-/// otherwise the reason, for a printed skip.
-pub fn pid_namespace_support() -> Result<(), String> {
-    match Command::new("unshare")
-        .args(["--pid", "--fork", "--mount-proc", "true"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-    {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(format!(
-            "`unshare --pid --fork --mount-proc true` failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Err(err) => Err(format!("cannot run unshare: {err}")),
-    }
-}
-
 /// The write end of a pipe whose read end is already closed: every write to it fails (EPIPE).
 pub fn widowed_pipe() -> std::io::PipeWriter {
     let (reader, writer) = std::io::pipe().expect("pipe");
     drop(reader);
     writer
+}
+
+/// Copies an executable with `cp`: a file this (multi-threaded) test process had open for
+/// writing could leak into a child forked by another test at that moment, and exec'ing it
+/// would then fail with "text file busy".
+pub fn copy_executable(from: &Path, to: &Path) {
+    let ok = Command::new("cp")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("run cp")
+        .success();
+    assert!(ok, "cp {} {}", from.display(), to.display());
 }

@@ -2,29 +2,14 @@
 //! the configuration exit code, no API connection and no CMD; passthrough execs CMD in place;
 //! `--help`/`--version` only as the sole argument.
 
-#[path = "common/procs.rs"]
-mod procs;
-
-use std::io::Read;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use procs::widowed_pipe;
-
-const BIN: &str = env!("CARGO_BIN_EXE_k8s-await-election");
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "k8s-await-election-cli-{tag}-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create temp dir");
-    dir
-}
+use crate::prereqs;
+use crate::procs::{copy_executable, widowed_pipe};
+use crate::tempdir::TempDir;
+use crate::BIN;
 
 /// A bare command with a clean environment (no inherited K8S_AWAIT_ELECTION_*).
 fn bin() -> Command {
@@ -100,7 +85,7 @@ fn every_bad_value_is_one_line_exit_78_no_request_no_child() {
         ("K8S_AWAIT_ELECTION_SERVICE_PORTS_JSON", "not json"),
         ("K8S_AWAIT_ELECTION_NODE_NAME", "Node_1"),
     ];
-    let dir = temp_dir("badvalues");
+    let dir = TempDir::new("cli-badvalues");
     for (var, value) in cases {
         let api = RecordingApi::new();
         let marker = dir.join("cmd-ran");
@@ -147,7 +132,7 @@ fn every_bad_value_is_one_line_exit_78_no_request_no_child() {
 
 #[test]
 fn missing_in_cluster_config_is_an_api_error_without_a_child() {
-    let dir = temp_dir("nocluster");
+    let dir = TempDir::new("cli-nocluster");
     let marker = dir.join("cmd-ran");
     let out = run(bin()
         .args(["touch", marker.to_str().expect("utf-8 path")])
@@ -206,7 +191,7 @@ fn passthrough_not_found_127_not_executable_126() {
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 
-    let dir = temp_dir("noexec");
+    let dir = TempDir::new("cli-noexec");
     let script = dir.join("script.sh");
     std::fs::write(&script, "#!/bin/sh\necho hi\n").expect("write");
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).expect("chmod");
@@ -288,11 +273,14 @@ fn no_command_is_a_usage_error() {
 /// FROM-scratch image: passthrough execs a CMD that is itself, and `--version` works.
 #[test]
 fn static_binary_runs_in_an_empty_root() {
-    let Some(stat) = static_binary() else { return };
-    if !is_root() {
+    let test = "static_binary_runs_in_an_empty_root";
+    let Some(stat) = prereqs::require(test, prereqs::static_binary()) else {
+        return;
+    };
+    if !prereqs::is_root() {
         panic!("this test needs root (chroot); run the suite as root as CI does");
     }
-    let root = temp_dir("chroot");
+    let root = TempDir::new("cli-chroot");
     copy_executable(&stat, &root.join("k8s-await-election"));
     let out = run(Command::new("chroot").args([
         root.to_str().expect("utf-8"),
@@ -310,54 +298,4 @@ fn static_binary_runs_in_an_empty_root() {
     // Nothing else is in that root: no libc, no loader.
     let entries = std::fs::read_dir(&root).expect("read").count();
     assert_eq!(entries, 1);
-}
-
-/// Path of the static binary built by scripts/build-static.sh. Under CI (`CI` set) it must
-/// exist; a developer running plain `cargo test` without it gets a note instead.
-pub fn static_binary() -> Option<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let p = target.join("x86_64-unknown-linux-gnu/release/k8s-await-election");
-    if p.exists() {
-        let mut head = [0u8; 4];
-        std::fs::File::open(&p)
-            .and_then(|mut f| f.read_exact(&mut head))
-            .expect("read binary");
-        assert_eq!(&head, b"\x7fELF");
-        return Some(p);
-    }
-    if std::env::var_os("CI").is_some() || std::env::var_os("REQUIRE_STATIC").is_some() {
-        panic!(
-            "{} is missing: scripts/test.sh builds it first",
-            p.display()
-        );
-    }
-    eprintln!(
-        "note: {} not built; run scripts/test.sh for the static-binary tests",
-        p.display()
-    );
-    None
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-/// Copies an executable with `cp`: a file this (multi-threaded) test process had open for
-/// writing could leak into a child forked by another test at that moment, and exec'ing it
-/// would then fail with "text file busy".
-fn copy_executable(from: &Path, to: &Path) {
-    let ok = Command::new("cp")
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("run cp")
-        .success();
-    assert!(ok, "cp {} {}", from.display(), to.display());
 }

@@ -1,6 +1,5 @@
 //! Authentication (bearer tokens, 401) and authorization (`forbid`, 403 RBAC messages).
-mod common;
-use common::*;
+use crate::client::*;
 use serde_json::json;
 
 #[test]

@@ -1,0 +1,422 @@
+//! Replicas of the real binary against the test Kubernetes API server, each with its own bearer
+//! token and service-account directory, all running one CMD that records when it runs.
+//!
+//! The CMD ([`Cluster::singleton_cmd`]) takes an exclusive `flock` on a file shared by all
+//! replicas before it logs `start`; a second copy running at the same time cannot get the lock
+//! and logs `OVERLAP` instead. The kernel drops the lock the instant the holder dies, so this
+//! checks "never two CMDs at once" exactly, without comparing timestamps.
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use test_apiserver::ApiServer;
+
+use crate::procs::{pid_alive, send_signal};
+use crate::tempdir::TempDir;
+use crate::wait::wait_for;
+use crate::BIN;
+
+/// The namespace of the Lease (and of every other object).
+pub const NS: &str = "default";
+/// The name of the Lease.
+pub const LOCK: &str = "my-lock";
+/// The short test lease duration.
+pub const LEASE: Duration = Duration::from_secs(4);
+/// The short test renew deadline.
+pub const RENEW_DEADLINE: Duration = Duration::from_secs(3);
+/// The short test retry period.
+pub const RETRY_PERIOD: Duration = Duration::from_secs(1);
+
+/// Sets the election environment on `cmd`: election on, Lease `lock` in [`NS`] for
+/// `identity`, the short test timings, the API server on 127.0.0.1:`port` and the
+/// service-account directory `sa_dir` (as the binary will see it).
+pub fn election_env(
+    cmd: &mut Command,
+    port: u16,
+    sa_dir: impl AsRef<OsStr>,
+    lock: &str,
+    identity: &str,
+) {
+    cmd.env("K8S_AWAIT_ELECTION_ENABLED", "1")
+        .env("K8S_AWAIT_ELECTION_LOCK_NAME", lock)
+        .env("K8S_AWAIT_ELECTION_LOCK_NAMESPACE", NS)
+        .env("K8S_AWAIT_ELECTION_IDENTITY", identity)
+        .env("K8S_AWAIT_ELECTION_LEASE_DURATION", secs(LEASE))
+        .env("K8S_AWAIT_ELECTION_RENEW_DEADLINE", secs(RENEW_DEADLINE))
+        .env("K8S_AWAIT_ELECTION_RETRY_PERIOD", secs(RETRY_PERIOD))
+        .env("K8S_AWAIT_ELECTION_SERVICEACCOUNT_DIR", sa_dir)
+        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+        .env("KUBERNETES_SERVICE_PORT", port.to_string());
+}
+
+fn secs(d: Duration) -> String {
+    d.as_secs().to_string()
+}
+
+/// The API server and a directory for the replicas' logs, tokens and the CMD event log.
+pub struct Cluster {
+    /// The test API server.
+    pub api: ApiServer,
+    /// Logs (`<identity>.log`), service-account directories, the shared lock and event log.
+    pub dir: TempDir,
+    /// Timings as environment values (lease, renew, retry).
+    pub timings: (String, String, String),
+}
+
+/// One line of the CMD event log written by [`Cluster::singleton_cmd`]: the kind (`start`,
+/// `stop`, `ignored`, `crash`, `OVERLAP`), the replica identity, unix nanos, and the CMD's pid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CmdEvent {
+    /// `start`, `stop`, `ignored`, `crash` or `OVERLAP`.
+    pub kind: String,
+    /// The identity of the replica whose CMD wrote the line.
+    pub identity: String,
+    /// Wall-clock time of the line, nanoseconds since the epoch.
+    pub nanos: u128,
+    /// The CMD shell's pid.
+    pub pid: Option<u32>,
+}
+
+impl Cluster {
+    /// A fresh API server and directory, with the short test timings 4/3/1 s.
+    pub fn new(tag: &str) -> Cluster {
+        Cluster {
+            api: ApiServer::start(),
+            dir: TempDir::new(tag),
+            timings: (secs(LEASE), secs(RENEW_DEADLINE), secs(RETRY_PERIOD)),
+        }
+    }
+
+    fn events_path(&self) -> PathBuf {
+        self.dir.join("events.log")
+    }
+
+    /// The CMD every replica runs by default: take the shared lock or report an overlap, log
+    /// start and stop (with the shell's pid), and run until signalled. Two files in the
+    /// cluster directory steer it:
+    /// - `crash`: the running CMD removes it, logs `crash` and exits with code 3;
+    /// - `stubborn`: while it exists, SIGTERM/SIGINT are ignored (logged as `ignored`), so only
+    ///   a SIGKILL ends CMD.
+    ///
+    /// No helper process keeps the lock's file descriptor open, so the lock is free the instant
+    /// the shell dies, however it dies.
+    pub fn singleton_cmd(&self) -> Vec<String> {
+        let script = r#"
+ev() { echo "$1 $T_ID $(date +%s%N 9>&-) $$" >> "$T_DIR/events.log"; }
+exec 9>>"$T_DIR/singleton.lock"
+if ! flock -n 9; then exec 9>&-; ev OVERLAP; exit 99; fi
+ev start
+on_term() {
+  if [ -e "$T_DIR/stubborn" ]; then ev ignored; return 0; fi
+  ev stop; exit 0
+}
+trap on_term TERM INT
+while :; do
+  if [ -e "$T_DIR/crash" ] && rm "$T_DIR/crash" 9>&- 2>/dev/null; then ev crash; exit 3; fi
+  sleep 0.05 9>&-
+done
+"#;
+        vec!["sh".into(), "-c".into(), script.into()]
+    }
+
+    /// Starts a replica named `identity` running `cmd` (None: [`Cluster::singleton_cmd`]),
+    /// its stderr in `<identity>.log`.
+    pub fn replica(
+        &self,
+        identity: &str,
+        cmd: Option<Vec<String>>,
+        env: &[(&str, &str)],
+    ) -> Replica {
+        let log = self.dir.join(format!("{identity}.log"));
+        let stderr = std::fs::File::create(&log).expect("create log");
+        self.spawn_replica(identity, cmd, env, log, stderr)
+    }
+
+    /// Starts a replica like [`Cluster::replica`], but appends its stderr to `log_name` in the
+    /// cluster directory instead of truncating `<identity>.log`, so a replica restarted under
+    /// the same identity (a container restart in the same pod) keeps the earlier history.
+    pub fn replica_appending(
+        &self,
+        identity: &str,
+        log_name: &str,
+        cmd: Option<Vec<String>>,
+        env: &[(&str, &str)],
+    ) -> Replica {
+        let log = self.dir.join(log_name);
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open log");
+        self.spawn_replica(identity, cmd, env, log, stderr)
+    }
+
+    /// Starts the first replica, `identity` (default CMD and environment), and waits until it
+    /// leads (its CMD runs).
+    pub fn first_leader(&self, identity: &str) -> Replica {
+        let r = self.replica(identity, None, &[]);
+        wait_for(
+            &format!("{identity} to lead"),
+            Duration::from_secs(10),
+            || (self.starts() == [identity]).then_some(()),
+        );
+        r
+    }
+
+    /// Starts the binary for `identity` (its own token and service-account directory) with the
+    /// election environment, `env` on top, and stderr into `stderr` (the file at `log`).
+    fn spawn_replica(
+        &self,
+        identity: &str,
+        cmd: Option<Vec<String>>,
+        env: &[(&str, &str)],
+        log: PathBuf,
+        stderr: std::fs::File,
+    ) -> Replica {
+        let token = format!("token-{identity}");
+        self.api
+            .add_token(&token, &format!("system:serviceaccount:{NS}:{identity}"));
+        let sa = self.dir.join(format!("sa-{identity}"));
+        self.api
+            .write_service_account_dir(&sa, &token, NS)
+            .expect("write service account dir");
+        let mut c = Command::new(BIN);
+        c.args(cmd.unwrap_or_else(|| self.singleton_cmd()))
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("RUST_LOG", "debug,ureq=info,ureq_proto=info,rustls=info")
+            .env("T_DIR", &self.dir)
+            .env("T_ID", identity);
+        election_env(&mut c, self.api.port(), &sa, LOCK, identity);
+        c.env("K8S_AWAIT_ELECTION_NAME", "test")
+            .env("K8S_AWAIT_ELECTION_LEASE_DURATION", &self.timings.0)
+            .env("K8S_AWAIT_ELECTION_RENEW_DEADLINE", &self.timings.1)
+            .env("K8S_AWAIT_ELECTION_RETRY_PERIOD", &self.timings.2)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let child = c.spawn().expect("spawn replica");
+        Replica {
+            identity: identity.to_string(),
+            token,
+            log,
+            child,
+            status: None,
+        }
+    }
+
+    /// The lines of the CMD event log, oldest first.
+    pub fn cmd_events(&self) -> Vec<CmdEvent> {
+        std::fs::read_to_string(self.events_path())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut it = l.split_whitespace();
+                Some(CmdEvent {
+                    kind: it.next()?.to_string(),
+                    identity: it.next()?.to_string(),
+                    nanos: it.next()?.parse().ok()?,
+                    pid: it.next().and_then(|p| p.parse().ok()),
+                })
+            })
+            .collect()
+    }
+
+    /// Identities whose CMD started, in order.
+    pub fn starts(&self) -> Vec<String> {
+        self.cmd_events()
+            .into_iter()
+            .filter(|e| e.kind == "start")
+            .map(|e| e.identity)
+            .collect()
+    }
+
+    /// Panics (with [`Cluster::dump`]) if a CMD ever found another one running.
+    pub fn assert_no_overlap(&self) {
+        let overlaps: Vec<_> = self
+            .cmd_events()
+            .into_iter()
+            .filter(|e| e.kind == "OVERLAP")
+            .collect();
+        assert!(
+            overlaps.is_empty(),
+            "two CMDs ran at once: {overlaps:?}\n{}",
+            self.dump()
+        );
+    }
+
+    /// Whether `pid` is a live CMD shell of this cluster (not a process that reused the pid:
+    /// the shell's environment names this cluster's directory).
+    pub fn cmd_alive(&self, pid: u32) -> bool {
+        let marker = format!("T_DIR={}", self.dir.display());
+        pid_alive(pid)
+            && std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
+            && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "sh")
+    }
+
+    /// CMDs (identity, pid) that started and are still alive, oldest first.
+    pub fn running_cmds(&self) -> Vec<(String, u32)> {
+        self.cmd_events()
+            .into_iter()
+            .filter(|e| e.kind == "start")
+            .filter_map(|e| Some((e.identity, e.pid?)))
+            .filter(|(_, pid)| self.cmd_alive(*pid))
+            .collect()
+    }
+
+    /// The Lease as stored by the API server.
+    pub fn lease(&self) -> Option<serde_json::Value> {
+        self.api.get_object("leases", NS, LOCK)
+    }
+
+    /// The holder the Lease names, if any.
+    pub fn holder(&self) -> Option<String> {
+        self.lease()?
+            .pointer("/spec/holderIdentity")?
+            .as_str()
+            .filter(|h| !h.is_empty())
+            .map(String::from)
+    }
+
+    /// Successful Lease writes (PUT/POST answered 2xx), oldest first: the instant of the
+    /// server's request log and the token that made it.
+    pub fn all_lease_writes(&self) -> Vec<(Instant, String)> {
+        self.api
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r.resource == "leases"
+                    && (r.method == "PUT" || r.method == "POST")
+                    && (200..300).contains(&r.code)
+            })
+            .map(|r| (r.at, r.token.unwrap_or_default()))
+            .collect()
+    }
+
+    /// The instants of the successful Lease writes made with `token`, oldest first.
+    pub fn lease_writes(&self, token: &str) -> Vec<Instant> {
+        self.all_lease_writes()
+            .into_iter()
+            .filter(|(_, by)| by == token)
+            .map(|(at, _)| at)
+            .collect()
+    }
+
+    /// Rotates `replica`'s bearer token the way the kubelet does: the server accepts
+    /// `new_token` first, the service-account `token` file is replaced atomically (write a
+    /// temporary file, rename it over the old one), then the server forgets the old token.
+    pub fn rotate_token(&self, replica: &mut Replica, new_token: &str) {
+        let user = format!("system:serviceaccount:{NS}:{}", replica.identity);
+        self.api.add_token(new_token, &user);
+        let sa = self.dir.join(format!("sa-{}", replica.identity));
+        let tmp = sa.join(".token.tmp");
+        std::fs::write(&tmp, new_token).expect("write new token");
+        std::fs::rename(&tmp, sa.join("token")).expect("swap token file");
+        self.api.remove_token(&replica.token);
+        replica.token = new_token.to_string();
+    }
+
+    /// Everything useful for a failure message.
+    pub fn dump(&self) -> String {
+        let mut out = format!(
+            "lease: {}\nevents:\n{}",
+            self.lease().map(|l| l.to_string()).unwrap_or_default(),
+            std::fs::read_to_string(self.events_path()).unwrap_or_default()
+        );
+        if let Ok(dir) = std::fs::read_dir(&self.dir) {
+            let mut logs: Vec<_> = dir
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "log") && !p.ends_with("events.log"))
+                .collect();
+            logs.sort();
+            for p in logs {
+                out.push_str(&format!(
+                    "--- {}\n{}",
+                    p.display(),
+                    std::fs::read_to_string(&p).unwrap_or_default()
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// A running replica (killed on drop).
+pub struct Replica {
+    /// Its identity (`K8S_AWAIT_ELECTION_IDENTITY`).
+    pub identity: String,
+    /// Its current bearer token.
+    pub token: String,
+    /// The file its stderr goes to.
+    log: PathBuf,
+    /// The binary's process.
+    pub child: Child,
+    status: Option<ExitStatus>,
+}
+
+impl Replica {
+    /// The binary's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`TERM`, `KILL`, ...) with kill(1).
+    pub fn signal(&self, name: &str) {
+        send_signal(self.pid(), name);
+    }
+
+    /// Waits for the replica to exit and returns its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        if let Some(s) = self.status {
+            return s;
+        }
+        let what = format!("replica {} to exit", self.identity);
+        let child = &mut self.child;
+        let s = wait_for(&what, timeout, || child.try_wait().expect("try_wait"));
+        self.status = Some(s);
+        s
+    }
+
+    /// Whether the replica has exited (recording its status).
+    pub fn has_exited(&mut self) -> bool {
+        if self.status.is_some() {
+            return true;
+        }
+        match self.child.try_wait().expect("try_wait") {
+            Some(s) => {
+                self.status = Some(s);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// What the replica logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the replica's log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        let what = format!("{:?} in the log of {}", needle, self.identity);
+        wait_for(&what, timeout, || {
+            self.log_text().contains(needle).then_some(())
+        });
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if !self.has_exited() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Signal forwarding: every forwarded signal reaches CMD, and in group mode the whole process
+//! group.
+
+use std::fs;
+use std::time::Duration;
+
+use super::{lines, mode_tag, pid1_available, Mode, Rig, START};
+use crate::cluster::NS;
+use crate::procs::{self, children, send_signal};
+use crate::wait::{poll, wait_for};
+
+const FORWARDED: [&str; 8] = [
+    "HUP", "INT", "QUIT", "USR1", "USR2", "TERM", "WINCH", "CONT",
+];
+
+/// CMD: trap every signal of FORWARDED and log it; exit 7 once `$1.quit` exists.
+const TRAP_SCRIPT: &str = r#"log=$1
+for s in HUP INT QUIT USR1 USR2 TERM WINCH CONT; do trap "echo $s >> '$log'" "$s"; done
+echo ready >> "$log"
+while [ ! -e "$log.quit" ]; do sleep 0.05; done
+exit 7
+"#;
+
+fn signals_forwarded(mode: Mode) {
+    let rig = Rig::new(&format!("signals-{}", mode_tag(mode)));
+    let script = rig.script("trap.sh", TRAP_SCRIPT);
+    let log = rig.path("signals.log");
+    let log_arg = log.to_string_lossy().into_owned();
+    let run = rig.spawn(mode, &["sh", &script, &log_arg]);
+    wait_for("CMD to start and set its traps", START, || {
+        (rig.read("signals.log").lines().next() == Some("ready")).then_some(())
+    });
+    let sup = run.supervisor_pid();
+    // CMD runs because we lead: the Lease names this replica.
+    let lease = rig
+        .server
+        .get_object("leases", NS, &rig.lock())
+        .expect("the Lease exists while CMD runs");
+    assert_eq!(lease["spec"]["holderIdentity"], rig.identity(), "{lease}");
+    let mut want = vec!["ready"];
+    for sig in FORWARDED {
+        send_signal(sup, sig);
+        want.push(sig);
+        let seen = poll(Duration::from_secs(10), || {
+            let text = rig.read("signals.log");
+            (lines(&text) == want).then_some(())
+        });
+        assert!(
+            seen.is_some(),
+            "SIG{sig} did not reach CMD: log {:?}, want {want:?}; {}",
+            rig.read("signals.log"),
+            run.context()
+        );
+    }
+    fs::write(format!("{log_arg}.quit"), "").expect("quit file");
+    let context = run.context();
+    assert_eq!(run.wait_exit(), 7, "{context}");
+    // The forwarding itself is logged (at debug).
+    let stderr = rig.stderr();
+    for sig in FORWARDED {
+        assert!(
+            stderr.contains(&format!("forwarding SIG{sig} to CMD")),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn signals_are_forwarded_as_subreaper() {
+    signals_forwarded(Mode::Subreaper);
+}
+
+#[test]
+fn signals_are_forwarded_as_pid1() {
+    if pid1_available("signals_are_forwarded_as_pid1") {
+        signals_forwarded(Mode::Pid1);
+    }
+}
+
+/// CMD: a shell with a child shell; both log SIGUSR1. Exit 9 once `$1.quit` exists.
+const GROUP_SCRIPT: &str = r#"log=$1
+sh -c "trap 'echo child-USR1 >> \"$log\"' USR1
+echo child-ready >> '$log'
+while [ ! -e '$log.quit' ]; do sleep 0.05; done" &
+trap "echo parent-USR1 >> '$log'" USR1
+echo parent-ready >> "$log"
+while [ ! -e "$log.quit" ]; do sleep 0.05; done
+wait
+exit 9
+"#;
+
+#[test]
+fn group_mode_signals_the_whole_process_group() {
+    let rig = Rig::new("group");
+    let script = rig.script("group.sh", GROUP_SCRIPT);
+    let log_arg = rig.path("group.log").to_string_lossy().into_owned();
+    let argv = rig.argv(Mode::Subreaper, &["sh", &script, &log_arg]);
+    let mut cmd = rig.command(&argv);
+    cmd.env("K8S_AWAIT_ELECTION_SIGNAL_TARGET", "group");
+    let run = rig.start(Mode::Subreaper, cmd);
+    wait_for("both shells to set their traps", START, || {
+        let text = rig.read("group.log");
+        (text.contains("parent-ready") && text.contains("child-ready")).then_some(())
+    });
+    let sup = run.supervisor_pid();
+    // CMD leads its own process group, apart from ours.
+    let cmd_pid = children(sup)
+        .first()
+        .map(|s| s.pid)
+        .expect("CMD is running");
+    assert_eq!(
+        procs::stat(cmd_pid).map(|s| s.pgrp),
+        Some(cmd_pid),
+        "CMD leads its own process group"
+    );
+    assert_ne!(procs::stat(sup).map(|s| s.pgrp), Some(cmd_pid));
+
+    send_signal(sup, "USR1");
+    let seen = poll(Duration::from_secs(10), || {
+        let text = rig.read("group.log");
+        (text.contains("parent-USR1") && text.contains("child-USR1")).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "SIGUSR1 did not reach the whole group: log {:?}; {}",
+        rig.read("group.log"),
+        run.context()
+    );
+    fs::write(format!("{log_arg}.quit"), "").expect("quit file");
+    let context = run.context();
+    assert_eq!(run.wait_exit(), 9, "{context}");
+}

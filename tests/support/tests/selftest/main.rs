@@ -1,0 +1,12 @@
+//! The test API server's own suite, as one test crate: each module pins one part of its
+//! behaviour against a raw TLS client ([`client`]), so the integration tests of
+//! k8s-await-election can rely on it.
+
+mod client;
+
+mod auth;
+mod binary;
+mod crud;
+mod faults;
+mod validation;
+mod watch;
