@@ -161,7 +161,8 @@ start_apiserver() {
 
 # replica_env DIR ID LOCK [LEASE RENEW RETRY]: the environment of replica ID (for env -i) into
 # REPLICA_ENV: election on for Lease LOCK with the API server at PORT and the service-account
-# directory DIR/sa-ID, the timings if given (else the defaults), K8S_AWAIT_ELECTION_NAME if
+# directory DIR/sa-ID, the timings if given (else the defaults; a 250ms kill margin when they
+# leave less than the default 2 s), K8S_AWAIT_ELECTION_NAME if
 # ELECTION_NAME is set, and for CMD: POD=ID and EVENTS=DIR/events (see CMD_SCRIPT).
 replica_env() {
   local dir=$1 id=$2 lock=$3
@@ -182,6 +183,8 @@ replica_env() {
     K8S_AWAIT_ELECTION_RENEW_DEADLINE="$5"
     K8S_AWAIT_ELECTION_RETRY_PERIOD="$6"
   )
+  # Short timings leave less than the default 2 s kill margin; the CMDs here are small shells.
+  [[ -z ${4:-} ]] || (($4 - $5 >= 2)) || REPLICA_ENV+=(K8S_AWAIT_ELECTION_KILL_MARGIN=250ms)
 }
 
 # start_replica DIR ID LOCK [LEASE RENEW RETRY]: starts replica ID in the background running

@@ -67,6 +67,7 @@ mod fixtures {
             holder: Some("pod-0".into()),
             leading: true,
             last_renew: Some(last_renew),
+            last_renew_boot: None,
             last_renew_wall: Some(UNIX_EPOCH + Duration::from_micros(1_795_594_530_123_456)),
             expires_wall: Some(UNIX_EPOCH + Duration::from_secs(1_795_594_534)),
             renewals: 7,

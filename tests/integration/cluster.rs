@@ -28,6 +28,9 @@ pub const LEASE: Duration = Duration::from_secs(4);
 pub const RENEW_DEADLINE: Duration = Duration::from_secs(3);
 /// The short test retry period.
 pub const RETRY_PERIOD: Duration = Duration::from_secs(1);
+/// The kill margin for the short test timings (the default 2 s does not fit in 4 - 3 s): the
+/// test CMDs are small shells, gone within milliseconds of a SIGKILL.
+pub const KILL_MARGIN: &str = "250ms";
 
 /// Sets the election environment on `cmd`: election on, Lease `lock` in [`NS`] for
 /// `identity`, the short test timings, the API server on 127.0.0.1:`port` and the
@@ -46,6 +49,7 @@ pub fn election_env(
         .env("K8S_AWAIT_ELECTION_LEASE_DURATION", secs(LEASE))
         .env("K8S_AWAIT_ELECTION_RENEW_DEADLINE", secs(RENEW_DEADLINE))
         .env("K8S_AWAIT_ELECTION_RETRY_PERIOD", secs(RETRY_PERIOD))
+        .env("K8S_AWAIT_ELECTION_KILL_MARGIN", KILL_MARGIN)
         .env("K8S_AWAIT_ELECTION_SERVICEACCOUNT_DIR", sa_dir)
         .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
         .env("KUBERNETES_SERVICE_PORT", port.to_string());

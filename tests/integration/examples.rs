@@ -243,7 +243,7 @@ fn deployment_env_is_known_to_the_code_and_valid() {
     // config accepts the whole environment, with the documented defaults.
     let e = election_config();
     assert_eq!(e.timings, config::Timings::default());
-    assert_eq!(e.grace_period, e.timings.max_grace());
+    assert_eq!(e.grace_period, e.timings.max_grace(e.kill_margin));
 
     // The liveness probe asks the status endpoint.
     let status = e.status_endpoint.expect("a status endpoint");

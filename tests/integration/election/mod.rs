@@ -3,4 +3,5 @@
 
 mod lifecycle;
 mod takeover;
+mod twin;
 mod watching;

@@ -234,4 +234,3 @@ fn a_renewing_foreign_holder_is_never_displaced_and_a_silent_one_is_replaced() {
     );
     c.assert_no_overlap();
 }
-

@@ -5,15 +5,12 @@
 //! against the test API server, short timings (lease 4 s, renew deadline 3 s, retry period
 //! 1 s), and the `flock` overlap detector of [`Cluster::singleton_cmd`].
 
-#[path = "common/cluster.rs"]
-mod cluster;
-
 use std::time::{Duration, Instant};
 
-use cluster::{wait_for, Cluster, Replica, NS};
 use serde_json::json;
 
-const LEASE: Duration = Duration::from_secs(4);
+use crate::cluster::{Cluster, Replica, LEASE, NS};
+use crate::wait::wait_for;
 
 fn ms(d: Duration) -> u128 {
     d.as_millis()
@@ -45,7 +42,7 @@ fn a_second_replica_with_our_identity_waits_while_we_renew_and_takes_over_on_rel
     let b = twin(&c, "x", "b");
     wait_for("b to see the lease", Duration::from_secs(10), || {
         let waits = b.log_text().contains("this process did not write it");
-        let ran = c.events().iter().any(|(_, id, _)| id == "b");
+        let ran = c.cmd_events().iter().any(|e| e.identity == "b");
         (waits || ran).then_some(())
     });
     // a renews for three lease durations: b never runs CMD, a never steps down.
@@ -66,17 +63,17 @@ fn a_second_replica_with_our_identity_waits_while_we_renew_and_takes_over_on_rel
     wait_for("b to lead", Duration::from_secs(10), || {
         (c.starts() == ["a", "b"]).then_some(())
     });
-    let events = c.events();
+    let events = c.cmd_events();
     let stop = events
         .iter()
-        .find(|(k, id, _)| k == "stop" && id == "a")
+        .find(|e| e.kind == "stop" && e.identity == "a")
         .expect("a's stop event")
-        .2;
+        .nanos;
     let start = events
         .iter()
-        .find(|(k, id, _)| k == "start" && id == "b")
+        .find(|e| e.kind == "start" && e.identity == "b")
         .expect("b's start event")
-        .2;
+        .nanos;
     let handover = Duration::from_nanos(start.saturating_sub(stop) as u64);
     assert!(
         handover < LEASE,

@@ -11,27 +11,19 @@
 //! Needs python3 (for a memory hog) and root with `unshare` (for the PID namespace); each test
 //! prints a skip reason without them, and fails instead under `CI` / `REQUIRE_STATIC`.
 
-#[path = "common/cluster.rs"]
-mod cluster;
-#[path = "common/procs.rs"]
-mod procs;
-
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use cluster::{wait_for, Cluster, BIN, LOCK, NS};
 use test_apiserver::Fault;
+
+use crate::cluster::{election_env, Cluster, LOCK, NS};
+use crate::prereqs::{pid_namespace_support, require};
+use crate::procs;
+use crate::wait::wait_for;
+use crate::BIN;
 
 /// Exit code of a replica that lost leadership (EX_TEMPFAIL).
 const LOST_LEADERSHIP: i32 = 75;
-
-/// Skip (printing why) unless the suite must be complete (CI, scripts/test.sh): then fail.
-fn skip(test: &str, reason: &str) {
-    if std::env::var_os("CI").is_some() || std::env::var_os("REQUIRE_STATIC").is_some() {
-        panic!("{test}: {reason}");
-    }
-    eprintln!("SKIPPED {test}: {reason}");
-}
 
 /// CMD of the leader in [`a_slow_dying_cmd_takes_its_whole_tree_with_it`]: it takes the
 /// shared singleton lock like every test CMD, leaves the lock to a child that ignores SIGTERM
@@ -60,7 +52,7 @@ while True:
 
 /// True when `pid` is the hog's `sleep 4242` and still running (not a zombie).
 fn grandchild_alive(pid: u32) -> bool {
-    cluster::pid_alive(pid)
+    procs::pid_alive(pid)
         && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == b"sleep\x004242\x00")
 }
 
@@ -72,11 +64,13 @@ fn a_slow_dying_cmd_takes_its_whole_tree_with_it() {
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .status();
-    if !python.is_ok_and(|s| s.success()) {
-        return skip(
-            TEST,
-            "needs python3 >= 3.10 (os.memfd_create, mmap.MAP_POPULATE)",
-        );
+    let python = if python.is_ok_and(|s| s.success()) {
+        Ok(())
+    } else {
+        Err("needs python3 >= 3.10 (os.memfd_create, mmap.MAP_POPULATE)".to_string())
+    };
+    if require(TEST, python).is_none() {
+        return;
     }
     let c = Cluster::new("tree-kill");
     let hog = vec!["sh".to_string(), "-c".to_string(), HOG_CMD.to_string()];
@@ -131,11 +125,8 @@ fn a_slow_dying_cmd_takes_its_whole_tree_with_it() {
 #[test]
 fn without_a_proc_of_its_own_a_leader_never_releases() {
     const TEST: &str = "without_a_proc_of_its_own_a_leader_never_releases";
-    if let Err(reason) = procs::pid_namespace_support() {
-        return skip(
-            TEST,
-            &format!("needs a new PID namespace as root: {reason}"),
-        );
+    if require(TEST, pid_namespace_support()).is_none() {
+        return;
     }
     let c = Cluster::new("blind");
     let identity = "blind-0";
@@ -153,20 +144,11 @@ fn without_a_proc_of_its_own_a_leader_never_releases() {
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("RUST_LOG", "info")
-        .env("K8S_AWAIT_ELECTION_ENABLED", "1")
         .env("K8S_AWAIT_ELECTION_NAME", "test")
-        .env("K8S_AWAIT_ELECTION_LOCK_NAME", LOCK)
-        .env("K8S_AWAIT_ELECTION_LOCK_NAMESPACE", NS)
-        .env("K8S_AWAIT_ELECTION_IDENTITY", identity)
-        .env("K8S_AWAIT_ELECTION_LEASE_DURATION", &c.timings.0)
-        .env("K8S_AWAIT_ELECTION_RENEW_DEADLINE", &c.timings.1)
-        .env("K8S_AWAIT_ELECTION_RETRY_PERIOD", &c.timings.2)
-        .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
-        .env("KUBERNETES_SERVICE_PORT", c.api.port().to_string())
-        .env("K8S_AWAIT_ELECTION_SERVICEACCOUNT_DIR", &sa)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr_path).expect("stderr file"));
+    election_env(&mut cmd, c.api.port(), &sa, LOCK, identity);
     let mut child = cmd.spawn().expect("spawn unshare");
     let status = procs::wait_timeout(&mut child, Duration::from_secs(30));
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
