@@ -323,7 +323,7 @@ impl MainThread<'_> {
                 });
             }
             Action::Spawn => {
-                return Outcome::FollowUp(match self.sup.spawn(self.command) {
+                return Outcome::FollowUp(match self.sup.spawn(self.command, None) {
                     Ok(pid) => {
                         debug!("CMD runs as pid {pid}");
                         Input::Spawned
