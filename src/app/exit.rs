@@ -12,7 +12,8 @@ pub const INTERNAL: i32 = 70;
 /// Operating-system error: cannot set up signal handling or bind the status endpoint
 /// (EX_OSERR).
 pub const OS: i32 = 71;
-/// We lost leadership while CMD ran; CMD was stopped (EX_TEMPFAIL: restart to rejoin).
+/// We lost leadership while CMD ran; CMD was stopped. Also: our lease was no longer valid
+/// when CMD was to start; it was not started (EX_TEMPFAIL: restart to rejoin).
 pub const LOST_LEADERSHIP: i32 = 75;
 /// A configuration variable has a bad value (EX_CONFIG).
 pub const CONFIG: i32 = 78;

@@ -327,8 +327,8 @@ impl MainThread<'_> {
                     Message::Abandon => Inbox::Abandon,
                 });
             }
-            Action::Spawn => {
-                return Outcome::FollowUp(match self.sup.spawn(self.command) {
+            Action::Spawn { deadline } => {
+                return Outcome::FollowUp(match self.sup.spawn(self.command, Some(deadline)) {
                     Ok(pid) => {
                         debug!("CMD runs as pid {pid}");
                         Input::Spawned

@@ -167,6 +167,8 @@ pub enum Event {
 #[derive(Debug)]
 struct Running {
     pid: Pid,
+    /// Its exec was still under way when `spawn` returned.
+    exec: Option<spawn::PendingExec>,
 }
 
 /// Owns the signal mask, CMD and the reaping of every child. See the module docs.
@@ -320,7 +322,9 @@ impl Supervisor {
                 continue;
             };
             if self.child.as_ref().is_some_and(|c| c.pid == pid) {
-                self.child = None;
+                if let Some(exec) = self.child.take().and_then(|c| c.exec) {
+                    exec.after_exit();
+                }
                 match exit {
                     ChildExit::Code(code) => log::info!("CMD exited with code {code}"),
                     ChildExit::Signaled(sig) => log::info!("CMD killed by {}", signal_name(sig)),

@@ -1,13 +1,16 @@
 //! Starting CMD: the fork/exec of [`Supervisor::spawn`] in election mode, the plain [`exec`] of
 //! passthrough mode, and [`SpawnError`] for a CMD that cannot be started. Both give CMD the
 //! clean process state of the parent module's docs; the code that runs between fork and exec
-//! lives in `sys`.
+//! lives in `sys`. `spawn` waits for the exec only until a deadline (a slow exec must not hold
+//! up the main thread's deadline checks), so it does the PATH search itself, before the fork.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
+use std::time::Instant;
 
 use super::sys;
 use super::{Running, SignalTarget, Supervisor};
@@ -74,13 +77,22 @@ impl std::error::Error for SpawnError {
 }
 
 impl Supervisor {
-    /// Start CMD (`argv[0]` looked up in PATH) with a clean process state: every signal
-    /// disposition `SIG_DFL`, an empty signal mask, inherited stdio and environment,
+    /// Start CMD (`argv[0]` looked up in PATH, like `execvp`) with a clean process state: every
+    /// signal disposition `SIG_DFL`, an empty signal mask, inherited stdio and environment,
     /// `PR_SET_PDEATHSIG = SIGKILL`, and in `Group` mode its own process group. Call from the
     /// main thread (the parent-death signal is tied to the forking thread). At most one CMD at a
     /// time: spawning while one runs, or before its exit was reported, is an error.
-    pub fn spawn(&mut self, argv: &[OsString]) -> Result<u32, SpawnError> {
-        let Some((program, args)) = argv.split_first() else {
+    ///
+    /// Waits for the exec until `deadline` at most (`None`: as long as it takes), so that a
+    /// slow exec (slow storage) cannot hold up the caller's own deadlines: an exec still
+    /// pending then counts as started, and CMD is ours to stop like any other. If that exec
+    /// fails after all, CMD exits with 127 and the reason is logged when it is reaped.
+    pub fn spawn(
+        &mut self,
+        argv: &[OsString],
+        deadline: Option<Instant>,
+    ) -> Result<u32, SpawnError> {
+        let Some(program) = argv.first() else {
             return Err(SpawnError::Other(
                 String::new(),
                 io::Error::new(io::ErrorKind::InvalidInput, "empty command"),
@@ -92,24 +104,85 @@ impl Supervisor {
                 io::Error::other("a CMD is already running (or its exit was not collected)"),
             ));
         }
+        let fail = |err| SpawnError::classify(program, err);
 
+        // Everything the child needs is made before the fork: it may not allocate.
+        let path = std::env::var_os("PATH");
+        let paths = exec_paths(program, path.as_deref());
+        if paths.is_empty() {
+            return Err(fail(io::Error::from_raw_os_error(sys::ENOENT)));
+        }
+        let image = sys::ExecImage::new(&paths, argv, std::env::vars_os()).map_err(fail)?;
         let group = self.target == SignalTarget::Group;
-        let mut cmd = Command::new(program);
-        cmd.args(args);
-        sys::on_exec_restore_clean_state(&mut cmd, group, Some(self.pid));
-        let child = cmd.spawn().map_err(|e| SpawnError::classify(program, e))?;
-        // Dropping `child` neither waits nor kills: we reap with waitpid(-1) ourselves.
-        let pid = child.id();
-        drop(child);
-        self.child = Some(Running {
-            pid: pid as sys::Pid,
-        });
+        let (pid, report) = sys::fork_exec(&image, group, self.pid).map_err(fail)?;
+        let exec = match report.wait(deadline) {
+            sys::ExecOutcome::Started => None,
+            sys::ExecOutcome::Failed(err) => {
+                // The child exits right after its report.
+                if let Err(e) = sys::reap_child(pid) {
+                    log::warn!("cannot reap the failed CMD (pid {pid}): {e}");
+                }
+                return Err(fail(err));
+            }
+            sys::ExecOutcome::Pending => {
+                log::warn!(
+                    "CMD (pid {pid}) is still being exec'd at the deadline; not waiting any longer"
+                );
+                Some(PendingExec {
+                    report,
+                    program: program.clone(),
+                })
+            }
+        };
+        self.child = Some(Running { pid, exec });
         if group {
-            self.last_pgid = Some(pid as sys::Pid);
+            self.last_pgid = Some(pid);
         }
         log::info!("started CMD (pid {pid})");
-        Ok(pid)
+        Ok(pid as u32)
     }
+}
+
+/// The exec of a CMD that [`Supervisor::spawn`] stopped waiting for: the pipe on which the
+/// child reports it, and the program's name for the message.
+#[derive(Debug)]
+pub(super) struct PendingExec {
+    report: sys::ExecReport,
+    program: OsString,
+}
+
+impl PendingExec {
+    /// CMD has exited: log why its exec failed, if it did (then it exited with 127).
+    pub(super) fn after_exit(self) {
+        if let sys::ExecOutcome::Failed(err) = self.report.wait(Some(Instant::now())) {
+            let err = SpawnError::classify(&self.program, err);
+            log::error!("{err} (the exec failed after the start stopped waiting)");
+        }
+    }
+}
+
+/// The paths `execvp` would try for `program`, in order: `program` itself when it names a
+/// path (has a `/`), otherwise `program` in each directory of `path` (the PATH value; unset:
+/// glibc's default), an empty directory meaning the current one. None for an empty `program`.
+fn exec_paths(program: &OsStr, path: Option<&OsStr>) -> Vec<OsString> {
+    let name = program.as_bytes();
+    if name.is_empty() {
+        return Vec::new();
+    }
+    if name.contains(&b'/') {
+        return vec![program.to_owned()];
+    }
+    let path = path.map_or(sys::DEFAULT_PATH.as_bytes(), OsStr::as_bytes);
+    path.split(|&b| b == b':')
+        .map(|dir| {
+            let mut candidate = dir.to_vec();
+            if !dir.is_empty() {
+                candidate.push(b'/');
+            }
+            candidate.extend_from_slice(name);
+            OsString::from_vec(candidate)
+        })
+        .collect()
 }
 
 /// Passthrough mode (no election): replace this process with CMD, `execvp` style (`argv[0]`
@@ -137,6 +210,22 @@ pub fn exec(argv: &[OsString]) -> SpawnError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn paths(program: &str, path: Option<&str>) -> Vec<OsString> {
+        exec_paths(program.as_ref(), path.map(OsStr::new))
+    }
+
+    #[test]
+    fn exec_paths_like_execvp() {
+        assert_eq!(paths("/bin/true", Some("/x")), ["/bin/true"]);
+        assert_eq!(paths("./run", None), ["./run"]);
+        assert_eq!(paths("sh", Some("/a:/b/")), ["/a/sh", "/b//sh"]);
+        // An empty entry is the current directory.
+        assert_eq!(paths("sh", Some(":/a")), ["sh", "/a/sh"]);
+        assert_eq!(paths("sh", Some("")), ["sh"]);
+        assert_eq!(paths("sh", None), ["/bin/sh", "/usr/bin/sh"]);
+        assert!(paths("", Some("/a")).is_empty());
+    }
 
     #[test]
     fn spawn_error_codes_and_messages() {

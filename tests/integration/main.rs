@@ -24,5 +24,6 @@ mod kube_client;
 mod safety;
 mod scratch_image;
 mod service_routing;
+mod start_safety;
 mod status;
 mod supervisor;

@@ -14,7 +14,9 @@
 //!
 //! Safety net: besides the elector's own step-down, every wake-up ends with [`Input::Tick`],
 //! which checks that the last successful renewal is younger than the renew deadline, so CMD is
-//! stopped in time even if the elector thread were stuck or dead.
+//! stopped in time even if the elector thread were stuck or dead. The same check comes before
+//! the start: CMD is started only while the last renewal is valid, and the start itself may
+//! not hold up the main thread beyond that validity (a slow exec then counts as started).
 
 use std::time::{Duration, Instant};
 
@@ -125,8 +127,13 @@ pub enum Action {
     Log(Level, String),
     /// Send this to the elector (it may have ended already: then there is nothing to tell).
     Tell(Message),
-    /// Start CMD; answer with [`Input::Spawned`] or [`Input::SpawnFailed`].
-    Spawn,
+    /// Start CMD; answer with [`Input::Spawned`] or [`Input::SpawnFailed`]. The start may
+    /// not hold up the main thread beyond `deadline` (until when our last renewal is valid):
+    /// an exec still pending then counts as started, and the deadline checks take over.
+    Spawn {
+        /// Until when our last renewal is valid.
+        deadline: Instant,
+    },
     /// Forward this signal to CMD.
     Forward(i32),
     /// CMD has exited: SIGKILL what it left behind and reap it by `deadline`; answer with
@@ -263,8 +270,28 @@ impl Lifecycle {
             }
 
             (Campaigning, Input::Report(Report::Elected)) => {
-                out.push(Action::Spawn);
-                Starting
+                // CMD may only start while our last renewal is still valid: the elector may
+                // have been slow to report (service routing), or the main thread to listen.
+                match self.renew_valid_until(facts) {
+                    Some(deadline) if deadline > now => {
+                        out.push(Action::Spawn { deadline });
+                        Starting
+                    }
+                    valid_until => {
+                        let why = match valid_until {
+                            Some(_) => format!(
+                                "the last successful renewal is older than {}",
+                                config::show(self.settings.renew_deadline)
+                            ),
+                            None => "no successful renewal recorded".into(),
+                        };
+                        out.push(log(
+                            Level::Warn,
+                            format!("not starting CMD ({why}): leaving like a lost leadership"),
+                        ));
+                        self.leave(exit::LOST_LEADERSHIP, true, now, out)
+                    }
+                }
             }
             (Starting, Input::Spawned) => Leading,
             (Starting, Input::SpawnFailed { code }) => self.leave(code, true, now, out),

@@ -137,13 +137,56 @@ fn transitions() {
         },
         // Starting CMD.
         Case {
-            name: "elected: spawn CMD",
+            name: "elected: spawn CMD, the start bounded by the renewal's validity",
             phase: Phase::Campaigning,
             facts: renewed,
             at: secs(0),
             input: Input::Report(Report::Elected),
-            actions: vec![Action::Spawn],
+            actions: vec![Action::Spawn {
+                deadline: t0 + secs(10),
+            }],
             next: Phase::Starting,
+        },
+        Case {
+            name: "elected, renewal still valid (just): spawn CMD",
+            phase: Phase::Campaigning,
+            facts: renewed,
+            at: Duration::from_millis(9_999),
+            input: Input::Report(Report::Elected),
+            actions: vec![Action::Spawn {
+                deadline: t0 + secs(10),
+            }],
+            next: Phase::Starting,
+        },
+        Case {
+            name: "elected, renewal no longer valid: no CMD, leave like a lost leadership",
+            phase: Phase::Campaigning,
+            facts: renewed,
+            at: secs(10),
+            input: Input::Report(Report::Elected),
+            actions: vec![
+                warn("not starting CMD (the last successful renewal is older than 10s): leaving like a lost leadership"),
+                Action::Tell(Message::Shutdown),
+            ],
+            next: Phase::Exiting {
+                code: exit::LOST_LEADERSHIP,
+                until: t0 + secs(21),
+            },
+        },
+        Case {
+            name: "elected without any renewal recorded: no CMD, leave like a lost leadership",
+            phase: Phase::Campaigning,
+            facts: none,
+            at: secs(1),
+            input: Input::Report(Report::Elected),
+            actions: vec![
+                warn("not starting CMD (no successful renewal recorded): leaving like a lost leadership"),
+                Action::Tell(Message::Shutdown),
+            ],
+            next: Phase::Exiting {
+                code: exit::LOST_LEADERSHIP,
+                until: t0 + secs(12),
+            },
         },
         Case {
             name: "spawned: leading",
@@ -477,7 +520,7 @@ fn transitions() {
         let asks = actions.iter().position(|a| {
             matches!(
                 a,
-                Action::Spawn | Action::StepDown { .. } | Action::KillLeftovers { .. }
+                Action::Spawn { .. } | Action::StepDown { .. } | Action::KillLeftovers { .. }
             )
         });
         let last = actions.len().checked_sub(1);
@@ -550,7 +593,9 @@ fn a_term_ended_by_sigterm_exits_with_cmds_code() {
     assert_eq!(
         actions,
         vec![
-            Action::Spawn,
+            Action::Spawn {
+                deadline: t0 + secs(10)
+            },
             Action::Tell(Message::Stopping),
             Action::Forward(15),
             Action::KillLeftovers {
