@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 
+use crate::clock::BootInstant;
 use crate::config::{self, Config, SignalTarget};
 use crate::election::{self, Elector, Inbox, Snapshot};
 use crate::kube::{Client, InClusterConfig};
@@ -275,7 +276,8 @@ fn drain(reports: &Receiver<Report>) -> impl Iterator<Item = Input> + '_ {
 fn facts(snapshot: &Snapshot) -> Facts {
     let s = snapshot.get();
     Facts {
-        last_renew: s.last_renew,
+        // Our own validity is measured on the boot-time clock (see `clock`).
+        last_renew: s.last_renew_boot,
         leading: s.leading,
     }
 }
@@ -304,7 +306,7 @@ impl MainThread<'_> {
         let mut next = Some(input);
         while let Some(input) = next.take() {
             let seen = facts(self.snapshot);
-            for action in self.life.step(input, Instant::now(), &seen) {
+            for action in self.life.step(input, BootInstant::now(), &seen) {
                 match self.perform(action) {
                     Outcome::Done => {}
                     Outcome::FollowUp(outcome) => next = Some(outcome),
@@ -364,5 +366,50 @@ impl MainThread<'_> {
             Action::Exit(code) => return Outcome::Exit(code),
         }
         Outcome::Done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::leadership::Status;
+
+    /// After a node suspend the monotonic stamp of the last renewal looks fresh while the
+    /// boot-time one shows the real age: our validity must follow the boot-time clock.
+    #[test]
+    fn validity_is_judged_on_the_boot_clock_after_a_suspend() {
+        let now = BootInstant::now();
+        let slept = Duration::from_secs(20);
+        let snapshot = Snapshot::new(Status {
+            leading: true,
+            last_renew: Some(Instant::now()),
+            last_renew_boot: now.checked_sub(slept),
+            ..Status::default()
+        });
+        let seen = facts(&snapshot);
+        assert_eq!(seen.last_renew, now.checked_sub(slept));
+        let mut life = Lifecycle::new(lifecycle::Settings {
+            renew_deadline: Duration::from_secs(10),
+            lease_duration: Duration::from_secs(15),
+            grace_period: Duration::from_secs(3),
+            kill_margin: Duration::from_secs(2),
+        });
+        let renewed = Input::Report(Report::Elected);
+        let before = Facts {
+            last_renew: Some(now),
+            leading: true,
+        };
+        assert!(matches!(
+            life.step(renewed, now, &before).as_slice(),
+            [Action::Spawn { .. }]
+        ));
+        life.step(Input::Spawned, now, &before);
+        let actions = life.step(Input::Tick, now, &seen);
+        assert!(
+            actions.iter().any(|a| matches!(a, Action::StepDown { .. })),
+            "a renewal 20s old on the boot clock must make us step down: {actions:?}"
+        );
     }
 }

@@ -16,7 +16,9 @@
 //! reaches every process of our PID namespace.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::BootInstant;
 
 use super::signals::signal_name;
 use super::sys::{self, Pid};
@@ -64,7 +66,7 @@ impl Supervisor {
     ///
     /// Without a `/proc` of our PID namespace, only PID 1 can still do something
     /// (`kill(-1, SIGKILL)`: every process of the namespace but us).
-    pub fn kill_leftovers(&mut self, deadline: Instant) {
+    pub fn kill_leftovers(&mut self, deadline: BootInstant) {
         self.note_deadline(deadline);
         if self.child.is_some() {
             return; // CMD still runs: nothing is a leftover yet
@@ -89,7 +91,7 @@ impl Supervisor {
                     return;
                 }
             }
-            if Instant::now() >= deadline {
+            if BootInstant::now() >= deadline {
                 self.reap();
                 match self.look() {
                     Look::Left(left) => {
@@ -121,7 +123,7 @@ impl Supervisor {
     ///
     /// [`Waker::wake`]: super::Waker::wake
     pub fn wait_until_nothing_left(&mut self) -> bool {
-        let overdue_at = self.hard_deadline.unwrap_or_else(Instant::now);
+        let overdue_at = self.hard_deadline.unwrap_or_else(BootInstant::now);
         let mut blind_ticks = 0;
         loop {
             self.reap();
@@ -150,12 +152,12 @@ impl Supervisor {
                 "processes left behind by CMD"
             };
             self.kill_tree();
-            if Instant::now() >= overdue_at {
+            if BootInstant::now() >= overdue_at {
                 self.overdue(&format!(
                     "{what} still alive past the deadline: killing until they are gone"
                 ));
             }
-            self.pause(Instant::now() + TICK);
+            self.pause(BootInstant::now() + TICK);
         }
     }
 
@@ -217,7 +219,7 @@ impl Supervisor {
     }
 
     /// Remember `deadline` for [`wait_until_nothing_left`](Self::wait_until_nothing_left).
-    pub(super) fn note_deadline(&mut self, deadline: Instant) {
+    pub(super) fn note_deadline(&mut self, deadline: BootInstant) {
         self.hard_deadline = Some(deadline);
     }
 
@@ -231,8 +233,8 @@ impl Supervisor {
 
     /// Wait for the next SIGCHLD, at most until `until`; other signals are ignored (a wake
     /// stays pending in its flag).
-    fn pause(&self, until: Instant) {
-        let until = until.min(Instant::now() + TICK);
+    fn pause(&self, until: BootInstant) {
+        let until = until.min(BootInstant::now() + TICK);
         loop {
             match self.next_signal(Some(until)) {
                 Some(sys::SIGCHLD) | None => return,

@@ -91,13 +91,13 @@ mod spawn;
 use crate::sys;
 mod tree;
 
+use crate::clock::BootInstant;
 use std::collections::HashSet;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 pub use signals::{is_stop_signal, signal_name, Waker};
 pub use spawn::{exec, SpawnError};
@@ -187,7 +187,7 @@ pub struct Supervisor {
     /// shows our PID namespace (checked at install). Otherwise nothing is confirmed dead.
     leftovers_visible: bool,
     /// The latest deadline given to `stop_child` / `kill_leftovers`.
-    hard_deadline: Option<Instant>,
+    hard_deadline: Option<BootInstant>,
     /// The one ERROR about something of CMD outliving that deadline was logged.
     overdue_logged: bool,
     /// Processes (pid, start time) already sent SIGKILL by `kill_tree`, to name each once.
@@ -287,11 +287,11 @@ impl Supervisor {
     /// `deadline` passed ([`Event::Timeout`]; `None` = no deadline). Every call reaps every
     /// exited child it can; SIGCHLD for an orphan is consumed here and does not return.
     /// A signal that is already pending is reported even if `deadline` has passed.
-    pub fn wait(&mut self, deadline: Option<Instant>) -> Event {
+    pub fn wait(&mut self, deadline: Option<BootInstant>) -> Event {
         self.wait_inner(deadline, true)
     }
 
-    fn wait_inner(&mut self, deadline: Option<Instant>, take_nudge: bool) -> Event {
+    fn wait_inner(&mut self, deadline: Option<BootInstant>, take_nudge: bool) -> Event {
         loop {
             self.reap();
             if let Some(exit) = self.exited.take() {
@@ -350,7 +350,11 @@ impl Supervisor {
     /// [`kill_leftovers`](Self::kill_leftovers)), so nothing CMD started outlives a step-down.
     /// Whatever is still there at `hard_deadline` is for
     /// [`wait_until_nothing_left`](Self::wait_until_nothing_left).
-    pub fn stop_child(&mut self, kill_at: Instant, hard_deadline: Instant) -> Option<ChildExit> {
+    pub fn stop_child(
+        &mut self,
+        kill_at: BootInstant,
+        hard_deadline: BootInstant,
+    ) -> Option<ChildExit> {
         self.note_deadline(hard_deadline);
         self.reap();
         let exit = match self.exited.take() {
@@ -380,7 +384,7 @@ impl Supervisor {
         exit
     }
 
-    fn wait_exit_until(&mut self, deadline: Instant) -> Option<ChildExit> {
+    fn wait_exit_until(&mut self, deadline: BootInstant) -> Option<ChildExit> {
         loop {
             match self.wait_inner(Some(deadline), false) {
                 Event::ChildExited(exit) => return Some(exit),

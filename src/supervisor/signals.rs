@@ -6,7 +6,9 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::BootInstant;
 
 use super::sys::{self, Pid, SigSet};
 use super::{SignalTarget, Supervisor};
@@ -75,11 +77,18 @@ impl Waker {
     }
 }
 
+/// The longest single sleep while a deadline is set (see [`Supervisor::next_signal`]).
+const WAIT_SLICE: Duration = Duration::from_secs(1);
+
 impl Supervisor {
-    /// One sigtimedwait until `deadline`; `None` on timeout.
-    pub(super) fn next_signal(&self, deadline: Option<Instant>) -> Option<i32> {
+    /// The next signal, waiting until `deadline` at most; `None` once it has passed.
+    ///
+    /// `deadline` is on the boot-time clock, while `sigtimedwait` sleeps on the monotonic
+    /// one, which stops while the node is suspended: each sleep is cut to [`WAIT_SLICE`], so a
+    /// deadline that passed during a suspend is seen within that long of the resume.
+    pub(super) fn next_signal(&self, deadline: Option<BootInstant>) -> Option<i32> {
         loop {
-            let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            let timeout = deadline.map(|d| d.remaining().min(WAIT_SLICE));
             match sys::sigtimedwait(&self.waited, timeout) {
                 Ok(Some((sig, sender))) => {
                     if sig != sys::SIGCHLD {
@@ -87,6 +96,7 @@ impl Supervisor {
                     }
                     return Some(sig);
                 }
+                Ok(None) if deadline.is_some_and(|d| BootInstant::now() < d) => continue,
                 Ok(None) => return None,
                 // E.g. after a stop/continue of this process.
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
@@ -94,7 +104,7 @@ impl Supervisor {
                     // EINVAL (bad timeout) cannot happen; don't spin if it somehow does.
                     log::error!("sigtimedwait failed: {err}");
                     std::thread::sleep(Duration::from_millis(100));
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                    if deadline.is_some_and(|d| BootInstant::now() >= d) {
                         return None;
                     }
                 }

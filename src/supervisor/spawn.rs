@@ -4,13 +4,13 @@
 //! lives in `sys`. `spawn` waits for the exec only until a deadline (a slow exec must not hold
 //! up the main thread's deadline checks), so it does the PATH search itself, before the fork.
 
+use crate::clock::BootInstant;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::time::Instant;
 
 use super::sys;
 use super::{Running, SignalTarget, Supervisor};
@@ -90,7 +90,7 @@ impl Supervisor {
     pub fn spawn(
         &mut self,
         argv: &[OsString],
-        deadline: Option<Instant>,
+        deadline: Option<BootInstant>,
     ) -> Result<u32, SpawnError> {
         let Some(program) = argv.first() else {
             return Err(SpawnError::Other(
@@ -115,7 +115,10 @@ impl Supervisor {
         let image = sys::ExecImage::new(&paths, argv, std::env::vars_os()).map_err(fail)?;
         let group = self.target == SignalTarget::Group;
         let (pid, report) = sys::fork_exec(&image, group, self.pid).map_err(fail)?;
-        let exec = match report.wait(deadline) {
+        // The report is awaited on the monotonic clock: the wait is short, and converted from
+        // the boot-time deadline only now.
+        let wait_until = deadline.map(|d| std::time::Instant::now() + d.remaining());
+        let exec = match report.wait(wait_until) {
             sys::ExecOutcome::Started => None,
             sys::ExecOutcome::Failed(err) => {
                 // The child exits right after its report.
@@ -154,7 +157,7 @@ pub(super) struct PendingExec {
 impl PendingExec {
     /// CMD has exited: log why its exec failed, if it did (then it exited with 127).
     pub(super) fn after_exit(self) {
-        if let sys::ExecOutcome::Failed(err) = self.report.wait(Some(Instant::now())) {
+        if let sys::ExecOutcome::Failed(err) = self.report.wait(Some(std::time::Instant::now())) {
             let err = SpawnError::classify(&self.program, err);
             log::error!("{err} (the exec failed after the start stopped waiting)");
         }

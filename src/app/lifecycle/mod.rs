@@ -18,7 +18,9 @@
 //! the start: CMD is started only while the last renewal is valid, and the start itself may
 //! not hold up the main thread beyond that validity (a slow exec then counts as started).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::BootInstant;
 
 use log::Level;
 
@@ -63,7 +65,7 @@ pub enum Report {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Facts {
     /// When we sent the last successful acquire or renewal.
-    pub last_renew: Option<Instant>,
+    pub last_renew: Option<BootInstant>,
     /// The elector still believes it leads.
     pub leading: bool,
 }
@@ -132,7 +134,7 @@ pub enum Action {
     /// an exec still pending then counts as started, and the deadline checks take over.
     Spawn {
         /// Until when our last renewal is valid.
-        deadline: Instant,
+        deadline: BootInstant,
     },
     /// Forward this signal to CMD.
     Forward(i32),
@@ -140,15 +142,15 @@ pub enum Action {
     /// [`Input::Reaped`].
     KillLeftovers {
         /// When the leftovers must be gone.
-        deadline: Instant,
+        deadline: BootInstant,
     },
     /// SIGTERM CMD, SIGKILL it at `kill_at`, reap it and its leftovers by `reap_by`; answer
     /// with [`Input::Reaped`].
     StepDown {
         /// When SIGTERM turns into SIGKILL.
-        kill_at: Instant,
+        kill_at: BootInstant,
         /// When everything must be reaped: nobody else can hold the lease before then.
-        reap_by: Instant,
+        reap_by: BootInstant,
     },
     /// Exit the process with this code.
     Exit(i32),
@@ -176,7 +178,7 @@ pub enum Phase {
         /// The exit code.
         code: i32,
         /// Exit anyway at this instant.
-        until: Instant,
+        until: BootInstant,
     },
     /// [`Action::Exit`] was given.
     Done {
@@ -212,7 +214,7 @@ impl Lifecycle {
     }
 
     /// When the main thread must wake up at the latest (`None`: only for an event).
-    pub fn deadline(&self, facts: &Facts) -> Option<Instant> {
+    pub fn deadline(&self, facts: &Facts) -> Option<BootInstant> {
         match self.phase {
             Phase::Leading => self.renew_valid_until(facts),
             Phase::Exiting { until, .. } => Some(until),
@@ -221,13 +223,13 @@ impl Lifecycle {
     }
 
     /// Feeds one input seen at `now`; returns what to do, in order.
-    pub fn step(&mut self, input: Input, now: Instant, facts: &Facts) -> Vec<Action> {
+    pub fn step(&mut self, input: Input, now: BootInstant, facts: &Facts) -> Vec<Action> {
         let mut actions = Vec::new();
         self.phase = self.next(input, now, facts, &mut actions);
         actions
     }
 
-    fn next(&self, input: Input, now: Instant, facts: &Facts, out: &mut Vec<Action>) -> Phase {
+    fn next(&self, input: Input, now: BootInstant, facts: &Facts, out: &mut Vec<Action>) -> Phase {
         use Phase::{Campaigning, Exiting, Leading, Reaping, Starting};
         let phase = self.phase;
         match (phase, input) {
@@ -413,7 +415,7 @@ impl Lifecycle {
     }
 
     /// Leading is valid until the last successful renewal (send time) + renew deadline.
-    fn renew_valid_until(&self, facts: &Facts) -> Option<Instant> {
+    fn renew_valid_until(&self, facts: &Facts) -> Option<BootInstant> {
         facts.last_renew.map(|t| t + self.settings.renew_deadline)
     }
 
@@ -424,7 +426,7 @@ impl Lifecycle {
         reason: &str,
         code: i32,
         then: AfterReap,
-        now: Instant,
+        now: BootInstant,
         facts: &Facts,
         out: &mut Vec<Action>,
     ) -> Phase {
@@ -447,12 +449,12 @@ impl Lifecycle {
 
     /// Everything of CMD must be reaped by the last successful renewal + lease duration:
     /// nobody else can hold the lease before then.
-    fn reap_by(&self, now: Instant, facts: &Facts) -> Instant {
+    fn reap_by(&self, now: BootInstant, facts: &Facts) -> BootInstant {
         facts.last_renew.unwrap_or(now) + self.settings.lease_duration
     }
 
     /// Tell the elector to leave (releasing the lease only with `release`), then wait for it.
-    fn leave(&self, code: i32, release: bool, now: Instant, out: &mut Vec<Action>) -> Phase {
+    fn leave(&self, code: i32, release: bool, now: BootInstant, out: &mut Vec<Action>) -> Phase {
         out.push(Action::Tell(if release {
             Message::Shutdown
         } else {

@@ -56,7 +56,7 @@ struct Case {
 
 #[test]
 fn transitions() {
-    let t0 = Instant::now();
+    let t0 = BootInstant::now();
     // The last renewal in these cases was sent at t0; the elector still leads.
     let renewed = Facts {
         last_renew: Some(t0),
@@ -538,7 +538,7 @@ fn transitions() {
 
 #[test]
 fn deadline_per_phase() {
-    let t0 = Instant::now();
+    let t0 = BootInstant::now();
     let facts = Facts {
         last_renew: Some(t0),
         leading: true,
@@ -558,7 +558,7 @@ fn deadline_per_phase() {
 }
 
 /// Feeds inputs in order, each at `t0 + at`, and collects every action.
-fn run(m: &mut Lifecycle, t0: Instant, facts: &Facts, inputs: &[(u64, Input)]) -> Vec<Action> {
+fn run(m: &mut Lifecycle, t0: BootInstant, facts: &Facts, inputs: &[(u64, Input)]) -> Vec<Action> {
     let mut all = Vec::new();
     for (at, input) in inputs {
         all.extend(m.step(input.clone(), t0 + secs(*at), facts));
@@ -568,7 +568,7 @@ fn run(m: &mut Lifecycle, t0: Instant, facts: &Facts, inputs: &[(u64, Input)]) -
 
 #[test]
 fn a_term_ended_by_sigterm_exits_with_cmds_code() {
-    let t0 = Instant::now();
+    let t0 = BootInstant::now();
     let facts = Facts {
         last_renew: Some(t0),
         leading: true,
@@ -610,7 +610,7 @@ fn a_term_ended_by_sigterm_exits_with_cmds_code() {
 
 #[test]
 fn a_dead_elector_is_noticed_by_the_renewal_check() {
-    let t0 = Instant::now();
+    let t0 = BootInstant::now();
     let facts = Facts {
         last_renew: Some(t0),
         leading: true,
