@@ -188,28 +188,26 @@ fn every_document_is_a_named_object() {
 }
 
 #[test]
+fn every_variable_the_code_reads_is_documented_in_the_readme() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("read README.md");
+    for v in config::VARIABLES {
+        assert!(
+            readme.contains(&format!("`{}`", v.name)),
+            "README.md does not document {}",
+            v.name
+        );
+    }
+}
+
+#[test]
 fn deployment_env_is_known_to_the_code_and_valid() {
-    let known: BTreeSet<&str> = [
-        config::ENABLED,
-        config::NAME,
-        config::LOCK_NAME,
-        config::LOCK_NAMESPACE,
-        config::IDENTITY,
-        config::STATUS_ENDPOINT,
-        config::SERVICE_NAME,
-        config::SERVICE_NAMESPACE,
-        config::SERVICE_PORTS_JSON,
-        config::SERVICE_MODE,
-        config::POD_IP,
-        config::NODE_NAME,
-        config::LEASE_DURATION,
-        config::RENEW_DEADLINE,
-        config::RETRY_PERIOD,
-        config::GRACE_PERIOD,
-        config::SIGNAL_TARGET,
-        SERVICEACCOUNT_DIR_ENV,
-    ]
-    .into();
+    // The variable list is written once, in `config`.
+    let known: BTreeSet<&str> = config::VARIABLES
+        .iter()
+        .map(|v| v.name)
+        .chain([SERVICEACCOUNT_DIR_ENV])
+        .collect();
     let (env, field_refs) = container_env();
     for name in env.keys() {
         assert!(
