@@ -12,6 +12,9 @@
 
 use std::ffi::{c_char, c_int};
 
+// The C library calls `main` by its unmangled name; `no_mangle` is the one `unsafe` attribute
+// outside `sys` (two functions with that name would clash at link time; there is one).
+#[allow(unsafe_code)]
 #[no_mangle]
 extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();

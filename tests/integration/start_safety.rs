@@ -20,7 +20,9 @@ use crate::cluster::{Cluster, Replica};
 /// 4 s after the last successful renewal. Generous for 2 busy cores.
 const KILLED_WITHIN: Duration = Duration::from_secs(12);
 
-/// ptrace and waitpid, as the test's tracer needs them.
+/// ptrace and waitpid, as the test's tracer needs them. (Tests may use `libc` directly, with
+/// SAFETY comments; the product keeps its system calls in `src/sys.rs`.)
+#[allow(unsafe_code)]
 mod trace {
     use std::io;
     use std::time::{Duration, Instant};

@@ -109,7 +109,9 @@ fn a_closed_stderr_descriptor_does_not_swallow_the_api_connection() {
 }
 
 /// Fills the pipe behind `writer` until a write would block: from then on, with nobody
-/// reading, every write to it blocks.
+/// reading, every write to it blocks. (Tests may use `libc` directly, with SAFETY comments;
+/// the product keeps its system calls in `src/sys.rs`.)
+#[allow(unsafe_code)]
 fn fill_pipe(writer: &std::io::PipeWriter) {
     use std::os::fd::AsRawFd;
     let fd = writer.as_raw_fd();
@@ -118,10 +120,8 @@ fn fill_pipe(writer: &std::io::PipeWriter) {
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
     assert!(flags >= 0, "F_GETFL");
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) },
-        0
-    );
+    let set = unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) };
+    assert_eq!(set, 0, "F_SETFL");
     let chunk = [b'x'; 4096];
     loop {
         match (&*writer).write(&chunk) {
