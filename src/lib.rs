@@ -1,7 +1,7 @@
 //! k8s-await-election: run a command only while this replica holds a Kubernetes Lease.
 //!
 //! The binary (`src/main.rs`) is a thin shell around [`app::run`]. The modules form a
-//! one-direction dependency graph; see `README.md` ("Design") for the map.
+//! one-direction dependency graph; see `DESIGN.md` for the map.
 
 pub mod app;
 pub mod clock;
