@@ -6,7 +6,9 @@
 //!   deadline goes to CMD's whole process tree at once;
 //! - a leader that cannot see what CMD leaves behind (PID 1 of a new PID namespace whose
 //!   `/proc` still shows the parent's namespace) must not release the Lease on exit: nothing it
-//!   started can be confirmed dead, so the Lease is left to expire.
+//!   started can be confirmed dead, so the Lease is left to expire;
+//! - a leader that finds the Lease held by someone else (an assumption already broke, another
+//!   CMD may run) SIGKILLs its CMD at once: no SIGTERM, no grace period.
 //!
 //! Needs python3 (for a memory hog) and root with `unshare` (for the PID namespace); each test
 //! prints a skip reason without them, and fails instead under `CI` / `REQUIRE_STATIC`.
@@ -14,9 +16,10 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use serde_json::json;
 use test_apiserver::Fault;
 
-use crate::cluster::{election_env, Cluster, LOCK, NS};
+use crate::cluster::{election_env, Cluster, LEASE, LOCK, NS};
 use crate::prereqs::{pid_namespace_support, require};
 use crate::procs;
 use crate::wait::wait_for;
@@ -170,4 +173,32 @@ fn without_a_proc_of_its_own_a_leader_never_releases() {
         stderr.contains("/proc is not mounted for our PID namespace"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_lease_taken_by_someone_else_means_sigkill_at_once() {
+    let c = Cluster::new("taken");
+    let mut a = c.first_leader("a");
+    // CMD would ignore a SIGTERM (and log it): only a SIGKILL ends it.
+    std::fs::write(c.dir.join("stubborn"), "").expect("stubborn switch");
+    // Another elector writes the Lease over ours (as a client-go elector that judged our lease
+    // expired would): a's next renewal conflicts, the re-read shows the new holder.
+    let mut l = c.lease().expect("lease exists");
+    l["spec"]["holderIdentity"] = json!("intruder");
+    l["spec"]["renewTime"] = json!(test_apiserver::micro_time_now());
+    c.api.put_object("leases", NS, l);
+    let status = a.wait_exit(3 * LEASE);
+    assert_eq!(procs::exit_code(status), LOST_LEADERSHIP, "{}", c.dump());
+    let log = a.log_text();
+    assert!(
+        log.contains("another CMD may already run, sending SIGKILL now"),
+        "{log}"
+    );
+    let events = c.cmd_events();
+    assert!(
+        !events.iter().any(|e| e.kind == "ignored"),
+        "CMD got a SIGTERM first (and a grace period)\n{}",
+        c.dump()
+    );
+    assert_eq!(c.holder().as_deref(), Some("intruder"), "{}", c.dump());
 }
