@@ -1,0 +1,77 @@
+//! The system calls of the crate: every `libc` call and every `unsafe` block lives here, each
+//! behind a small safe function whose `// SAFETY:` comment says why it is sound. The rest of
+//! the crate (the supervisor, and `clock` for the boot-time clock) speaks in terms of these
+//! functions, the [`Pid`] type and the signal and errno numbers re-exported below; it knows
+//! nothing of `libc`'s structs. A leaf: it knows nothing of the modules that use it.
+//!
+//! [`on_exec_restore_clean_state`] installs the code that runs before a passthrough exec, and
+//! [`fork_exec`] runs it between fork and exec: only async-signal-safe raw syscalls there.
+//!
+//! By concept: [`signals`] (masks, dispositions, waiting for and sending signals), [`process`]
+//! (this process, its children, pidfds, our standard descriptors) and [`exec`] (fork and exec
+//! of CMD, the clean state a started program gets). Everything is re-exported here: callers
+//! name `sys::<item>`. This file keeps what they share ([`Pid`], the numbers, `cvt`) and the
+//! boot-time clock.
+
+mod exec;
+mod process;
+mod signals;
+
+use std::io;
+use std::time::Duration;
+
+pub(super) use exec::{
+    fork_exec, on_exec_restore_clean_state, reap_child, ExecImage, ExecOutcome, ExecReport,
+    DEFAULT_PATH,
+};
+pub(super) use process::{
+    become_child_subreaper, close, exit_code_of, fd_is_closed, getpid, has_children,
+    is_unreaped_child, on_main_thread, open_dev_null, pidfd_open, pidfd_send_signal, reap_one,
+    term_signal_of,
+};
+pub(super) use signals::{
+    block, ignore_signal, kill, reset_sigchld, sigrtmax, sigrtmin, sigtimedwait, SigSet,
+};
+
+/// A process id (or, negated, a process group id), as the kernel takes it.
+pub(super) type Pid = libc::pid_t;
+
+/// Signal numbers the supervisor names.
+pub(super) use libc::{
+    SIGABRT, SIGALRM, SIGBUS, SIGCHLD, SIGCONT, SIGFPE, SIGHUP, SIGILL, SIGINT, SIGIO, SIGKILL,
+    SIGPIPE, SIGPROF, SIGPWR, SIGQUIT, SIGSEGV, SIGSTOP, SIGSYS, SIGTERM, SIGTRAP, SIGTSTP,
+    SIGTTIN, SIGTTOU, SIGURG, SIGUSR1, SIGUSR2, SIGVTALRM, SIGWINCH, SIGXCPU, SIGXFSZ,
+};
+
+/// `errno` values the supervisor tells apart.
+pub(super) use libc::{EACCES, EISDIR, ENOENT, ENOEXEC, EPERM, ESRCH};
+
+#[cfg(test)]
+pub(super) use libc::E2BIG;
+
+/// A system call's return value: `Err(errno)` for -1, the value otherwise.
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// `CLOCK_BOOTTIME`: like the monotonic clock, but it keeps counting while the system is
+/// suspended. `None` only if the kernel refuses the clock (older than 2.6.39).
+pub(super) fn boot_time() -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec that outlives the call; clock_gettime only
+    // writes into it.
+    let ret = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    if ret != 0 {
+        return None;
+    }
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u32::try_from(ts.tv_nsec).ok()?;
+    Some(Duration::new(secs, nanos))
+}
