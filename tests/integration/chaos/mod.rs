@@ -20,6 +20,8 @@
 //! not fail them.
 
 mod container;
+mod kubelet;
+mod rng;
 mod scenarios;
 mod schedules;
 mod slow_dying;
