@@ -3,11 +3,16 @@
 # "Reliability"). Each run starts a test API server and three replicas with service routing,
 # throws a random sequence of faults at them for a few seconds (API outages with 5xx, 429 storms
 # with Retry-After, connection resets and refusals, hung requests, latency, partitions of one
-# replica, token rotation, SIGKILL, SIGTERM, CMD crashes, CMDs that ignore SIGTERM, dropped,
-# compacted and silenced (half-open) watches), then checks that no two CMDs ever ran at once
-# and that exactly one leader runs CMD and owns the Service afterwards. The runs are the
-# ignored test `chaos::schedules::random_schedule` of the integration tests
-# (tests/integration/chaos/schedules.rs); this script only picks the parameters and sums up.
+# replica, token rotation, SIGKILL of a container's whole process tree, SIGTERM, CMD crashes,
+# CMDs that ignore SIGTERM, slow-dying CMDs (ignoring SIGTERM, leaving the overlap lock to a
+# grandchild that ignores it too, and taking tens to hundreds of ms from SIGKILL to reaped: a
+# python3 memory hog of 256 MiB), a twin replica (a fourth one with the identity of one of the
+# three, started and later stopped with SIGTERM or SIGKILL), dropped, compacted and silenced
+# (half-open) watches), then checks that no two CMDs ever ran at once (nor a CMD and what an
+# earlier one left behind) and that exactly one leader (maybe the twin) runs CMD and owns the
+# Service afterwards. The runs are the ignored test `chaos::schedules::random_schedule` of the
+# integration tests (tests/integration/chaos/schedules.rs); this script only picks the
+# parameters and sums up. Needs python3 >= 3.10.
 #
 # usage: scripts/chaos.sh [--runs N] [--seed S] [--seconds N] [--jobs N] [--soak] [--release]
 #   --runs N     number of runs (default 12: about two minutes)

@@ -3,8 +3,9 @@
 //!
 //! The CMD ([`Cluster::singleton_cmd`]) takes an exclusive `flock` on a file shared by all
 //! replicas before it logs `start`; a second copy running at the same time cannot get the lock
-//! and logs `OVERLAP` instead. The kernel drops the lock the instant the holder dies, so this
-//! checks "never two CMDs at once" exactly, without comparing timestamps.
+//! and logs `OVERLAP` instead. The kernel drops the lock the instant the last process holding
+//! it dies (CMD, or the grandchild a `slow-dying` CMD passed it to), so this checks "never two
+//! CMDs at once" — CMD and what it started — exactly, without comparing timestamps.
 
 use std::ffi::OsStr;
 use std::path::PathBuf;
@@ -29,7 +30,8 @@ pub const RENEW_DEADLINE: Duration = Duration::from_secs(3);
 /// The short test retry period.
 pub const RETRY_PERIOD: Duration = Duration::from_secs(1);
 /// The kill margin for the short test timings (the default 2 s does not fit in 4 - 3 s): the
-/// test CMDs are small shells, gone within milliseconds of a SIGKILL.
+/// test CMDs are small shells, gone within milliseconds of a SIGKILL (but for the `slow-dying`
+/// hog of [`Cluster::singleton_cmd`], which may take longer, yet leaves the lock to a quick one).
 pub const KILL_MARGIN: &str = "250ms";
 
 /// Sets the election environment on `cmd`: election on, Lease `lock` in [`NS`] for
@@ -70,18 +72,48 @@ pub struct Cluster {
 }
 
 /// One line of the CMD event log written by [`Cluster::singleton_cmd`]: the kind (`start`,
-/// `stop`, `ignored`, `crash`, `OVERLAP`), the replica identity, unix nanos, and the CMD's pid.
+/// `stop`, `ignored`, `crash`, `slow`, `OVERLAP`), the replica's `T_ID` (its identity unless
+/// set otherwise), unix nanos, and the CMD's pid.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CmdEvent {
-    /// `start`, `stop`, `ignored`, `crash` or `OVERLAP`.
+    /// `start`, `stop`, `ignored`, `crash`, `slow` or `OVERLAP`.
     pub kind: String,
-    /// The identity of the replica whose CMD wrote the line.
+    /// The `T_ID` of the replica whose CMD wrote the line: its identity, or the name of a
+    /// process sharing one ([`Cluster::replica_named`]).
     pub identity: String,
     /// Wall-clock time of the line, nanoseconds since the epoch.
     pub nanos: u128,
     /// The CMD shell's pid.
     pub pid: Option<u32>,
 }
+
+/// The memory hog a `slow-dying` [`Cluster::singleton_cmd`] execs into (python3 >= 3.10): it
+/// logs SIGTERM/SIGINT as `ignored` (the shell ignored them before the exec, so none is lost
+/// while python starts), maps one 256 MiB memfd 16 times touching every page (4 GiB of
+/// mappings for 256 MiB of memory, whose teardown makes SIGKILL-to-reaped take about 0.1 s
+/// on an idle machine, more under load), then polls for the `crash` file like the shell did.
+/// No single quote in it: it is pasted into the shell script between single quotes.
+pub const SLOW_DYING_HOG: &str = r#"
+import mmap, os, signal, time
+d, me, pid = os.environ["T_DIR"], os.environ["T_ID"], os.getpid()
+def ev(kind):
+    with open(d + "/events.log", "a") as f:
+        f.write("%s %s %d %d\n" % (kind, me, time.time_ns(), pid))
+signal.signal(signal.SIGTERM, lambda *_: ev("ignored"))
+signal.signal(signal.SIGINT, lambda *_: ev("ignored"))
+size = 256 << 20
+fd = os.memfd_create("hog")
+os.ftruncate(fd, size)
+maps = [mmap.mmap(fd, size, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE) for _ in range(16)]
+while True:
+    try:
+        os.remove(d + "/crash")
+    except OSError:
+        time.sleep(0.05)
+        continue
+    ev("crash")
+    os._exit(3)
+"#;
 
 impl Cluster {
     /// A fresh API server and directory, with the short test timings 4/3/1 s.
@@ -98,31 +130,47 @@ impl Cluster {
     }
 
     /// The CMD every replica runs by default: take the shared lock or report an overlap, log
-    /// start and stop (with the shell's pid), and run until signalled. Two files in the
+    /// start and stop (with the shell's pid), and run until signalled. Three files in the
     /// cluster directory steer it:
     /// - `crash`: the running CMD removes it, logs `crash` and exits with code 3;
     /// - `stubborn`: while it exists, SIGTERM/SIGINT are ignored (logged as `ignored`), so only
-    ///   a SIGKILL ends CMD.
+    ///   a SIGKILL ends CMD;
+    /// - `slow-dying`: once CMD sees it (within 50 ms, also when it appears later), CMD logs
+    ///   `slow` and turns for good into a CMD that is slow to die and leaves a grandchild: it
+    ///   ignores SIGTERM/SIGINT from then on, starts a grandchild of the binary (`sleep 4242`)
+    ///   that ignores them too and keeps the lock's file descriptor (so the lock is held until
+    ///   *that* process dies), and execs a python3 memory hog ([`SLOW_DYING_HOG`]: same pid,
+    ///   `crash` still works, SIGTERM/SIGINT logged as `ignored`) that takes tens to hundreds
+    ///   of milliseconds from SIGKILL to reaped.
     ///
-    /// No helper process keeps the lock's file descriptor open, so the lock is free the instant
-    /// the shell dies, however it dies.
+    /// Unless `slow-dying` turned it, no helper process keeps the lock's file descriptor open,
+    /// so the lock is free the instant the shell dies, however it dies. Without `slow-dying`
+    /// CMD needs nothing but `sh`, `flock`, `date` and `sleep` (no python3).
     pub fn singleton_cmd(&self) -> Vec<String> {
-        let script = r#"
-ev() { echo "$1 $T_ID $(date +%s%N 9>&-) $$" >> "$T_DIR/events.log"; }
+        let script = format!(
+            r#"
+ev() {{ echo "$1 $T_ID $(date +%s%N 9>&-) $$" >> "$T_DIR/events.log"; }}
 exec 9>>"$T_DIR/singleton.lock"
 if ! flock -n 9; then exec 9>&-; ev OVERLAP; exit 99; fi
 ev start
-on_term() {
+on_term() {{
   if [ -e "$T_DIR/stubborn" ]; then ev ignored; return 0; fi
   ev stop; exit 0
-}
+}}
 trap on_term TERM INT
 while :; do
   if [ -e "$T_DIR/crash" ] && rm "$T_DIR/crash" 9>&- 2>/dev/null; then ev crash; exit 3; fi
+  if [ -e "$T_DIR/slow-dying" ]; then
+    trap '' TERM INT
+    sleep 4242 &
+    ev slow
+    exec python3 -c '{SLOW_DYING_HOG}' 9>&-
+  fi
   sleep 0.05 9>&-
 done
-"#;
-        vec!["sh".into(), "-c".into(), script.into()]
+"#
+        );
+        vec!["sh".into(), "-c".into(), script]
     }
 
     /// Starts a replica named `identity` running `cmd` (None: [`Cluster::singleton_cmd`]),
@@ -135,7 +183,7 @@ done
     ) -> Replica {
         let log = self.dir.join(format!("{identity}.log"));
         let stderr = std::fs::File::create(&log).expect("create log");
-        self.spawn_replica(identity, cmd, env, log, stderr)
+        self.spawn_replica(identity, identity, cmd, env, log, stderr)
     }
 
     /// Starts a replica like [`Cluster::replica`], but appends its stderr to `log_name` in the
@@ -154,7 +202,22 @@ done
             .append(true)
             .open(&log)
             .expect("open log");
-        self.spawn_replica(identity, cmd, env, log, stderr)
+        self.spawn_replica(identity, identity, cmd, env, log, stderr)
+    }
+
+    /// Starts a replica with election identity `identity` that the tests know as `name`
+    /// (several processes may share one identity): its own bearer token `token-<name>` and
+    /// service-account directory `sa-<name>`, its stderr appended to `<name>.log`, its CMD
+    /// ([`Cluster::singleton_cmd`]) events tagged `name` (`T_ID`). With `name == identity` this
+    /// is [`Cluster::replica_appending`] with the log `<identity>.log`.
+    pub fn replica_named(&self, identity: &str, name: &str, env: &[(&str, &str)]) -> Replica {
+        let log = self.dir.join(format!("{name}.log"));
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open log");
+        self.spawn_replica(identity, name, None, env, log, stderr)
     }
 
     /// Starts the first replica, `identity` (default CMD and environment), and waits until it
@@ -169,20 +232,22 @@ done
         r
     }
 
-    /// Starts the binary for `identity` (its own token and service-account directory) with the
-    /// election environment, `env` on top, and stderr into `stderr` (the file at `log`).
+    /// Starts the binary for `identity`, known to the tests as `name` (its own token and
+    /// service-account directory, `T_ID`), with the election environment, `env` on top, and
+    /// stderr into `stderr` (the file at `log`).
     fn spawn_replica(
         &self,
         identity: &str,
+        name: &str,
         cmd: Option<Vec<String>>,
         env: &[(&str, &str)],
         log: PathBuf,
         stderr: std::fs::File,
     ) -> Replica {
-        let token = format!("token-{identity}");
+        let token = format!("token-{name}");
         self.api
             .add_token(&token, &format!("system:serviceaccount:{NS}:{identity}"));
-        let sa = self.dir.join(format!("sa-{identity}"));
+        let sa = self.dir.join(format!("sa-{name}"));
         self.api
             .write_service_account_dir(&sa, &token, NS)
             .expect("write service account dir");
@@ -192,7 +257,7 @@ done
             .env("PATH", "/usr/bin:/bin")
             .env("RUST_LOG", "debug,ureq=info,ureq_proto=info,rustls=info")
             .env("T_DIR", &self.dir)
-            .env("T_ID", identity);
+            .env("T_ID", name);
         election_env(&mut c, self.api.port(), &sa, LOCK, identity);
         c.env("K8S_AWAIT_ELECTION_NAME", "test")
             .env("K8S_AWAIT_ELECTION_LEASE_DURATION", &self.timings.0)
@@ -207,6 +272,7 @@ done
         let child = c.spawn().expect("spawn replica");
         Replica {
             identity: identity.to_string(),
+            name: name.to_string(),
             token,
             log,
             child,
@@ -254,15 +320,16 @@ done
         );
     }
 
-    /// Whether `pid` is a live CMD shell of this cluster (not a process that reused the pid:
-    /// the shell's environment names this cluster's directory).
+    /// Whether `pid` is a live CMD of this cluster, a shell or the python3 hog a `slow-dying`
+    /// shell became (not a process that reused the pid: the environment names this cluster's
+    /// directory).
     pub fn cmd_alive(&self, pid: u32) -> bool {
         let marker = format!("T_DIR={}", self.dir.display());
         pid_alive(pid)
             && std::fs::read(format!("/proc/{pid}/environ"))
                 .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
             && std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|comm| comm.trim() == "sh")
+                .is_ok_and(|comm| matches!(comm.trim(), "sh" | "python3"))
     }
 
     /// CMDs (identity, pid) that started and are still alive, oldest first.
@@ -319,7 +386,7 @@ done
     pub fn rotate_token(&self, replica: &mut Replica, new_token: &str) {
         let user = format!("system:serviceaccount:{NS}:{}", replica.identity);
         self.api.add_token(new_token, &user);
-        let sa = self.dir.join(format!("sa-{}", replica.identity));
+        let sa = self.dir.join(format!("sa-{}", replica.name));
         let tmp = sa.join(".token.tmp");
         std::fs::write(&tmp, new_token).expect("write new token");
         std::fs::rename(&tmp, sa.join("token")).expect("swap token file");
@@ -356,6 +423,9 @@ done
 pub struct Replica {
     /// Its identity (`K8S_AWAIT_ELECTION_IDENTITY`).
     pub identity: String,
+    /// What the tests call it (`T_ID`; names its token and service-account directory): the
+    /// identity, unless several processes share that.
+    pub name: String,
     /// Its current bearer token.
     pub token: String,
     /// The file its stderr goes to.

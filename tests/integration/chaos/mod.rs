@@ -4,20 +4,27 @@
 //! [`Cluster::singleton_cmd`]); a CMD that finds another one running logs `OVERLAP`.
 //!
 //! This module is the rig, [`Chaos`]: pods that are restarted under the same identity when
-//! they exit (a step-down exits with 75), like a container restart in the same pod. The cases
-//! are in [`scenarios`] (fixed), [`schedules`] (seeded random, `scripts/chaos.sh`) and [`soak`]
-//! (resources over a long run, `scripts/soak-resources.sh`).
+//! they exit (a step-down exits with 75), like a container restart in the same pod, and whose
+//! SIGKILL takes the container's whole process tree ([`container`]). A pod may share its
+//! identity with another one (a twin, [`Chaos::add_pod_named`]): pods are told apart by their
+//! name, which tags their CMD events. The cases are in [`scenarios`] (fixed), [`slow_dying`]
+//! (fixed, the slow-dying CMD of the schedules), [`schedules`] (seeded random,
+//! `scripts/chaos.sh`) and [`soak`] (resources over a long run, `scripts/soak-resources.sh`).
 //!
 //! Every case ends with the same two checks: no two CMDs ever ran at once, and after the
-//! faults are gone exactly one CMD runs, on the replica holding the Lease, and the Service's
-//! EndpointSlice/Endpoints advertise that replica's IP and nothing else ([`Chaos::finish`]).
+//! faults are gone exactly one CMD runs, on the pod holding the Lease, and the Service's
+//! EndpointSlice/Endpoints advertise that pod's IP and nothing else ([`Chaos::finish`]).
 //!
 //! Time comparisons use the instants of the server's request log (and, for CMD events, the
 //! wall clock of the same machine); timing bounds are generous so a loaded 2-core machine does
 //! not fail them.
 
+mod container;
+mod kubelet;
+mod rng;
 mod scenarios;
 mod schedules;
+mod slow_dying;
 mod soak;
 
 use std::collections::BTreeSet;
@@ -36,10 +43,17 @@ const LOST_LEADERSHIP: i32 = 75;
 /// What [`Cluster::singleton_cmd`] exits with when told to crash.
 const CMD_CRASH: i32 = 3;
 
-/// One pod of the Deployment: a stable identity and IP, and the current container if any.
+/// One pod of the Deployment: a stable identity, name and IP, and the current container if
+/// any.
 struct Pod {
+    /// Its election identity.
     identity: String,
+    /// What tags its CMD events (`T_ID`), names its log, token and service-account directory:
+    /// the identity, but for a twin sharing another pod's identity.
+    name: String,
     ip: String,
+    /// When the current (or last) container started, unix nanos (for CMD events).
+    started: u128,
     replica: Option<Replica>,
     /// Exit codes of earlier containers, oldest first.
     exits: Vec<i32>,
@@ -91,11 +105,19 @@ impl Chaos {
         ch
     }
 
-    /// Adds and starts a pod; returns its index.
+    /// Adds and starts a pod named like its identity; returns its index.
     fn add_pod(&mut self, identity: &str, ip: &str) -> usize {
+        self.add_pod_named(identity, identity, ip)
+    }
+
+    /// Adds and starts a pod with identity `identity` and name `name` (a twin when another
+    /// pod has that identity); returns its index.
+    fn add_pod_named(&mut self, identity: &str, name: &str, ip: &str) -> usize {
         self.pods.push(Pod {
             identity: identity.to_string(),
+            name: name.to_string(),
             ip: ip.to_string(),
+            started: 0,
             replica: None,
             exits: Vec::new(),
             retired: false,
@@ -105,21 +127,34 @@ impl Chaos {
         i
     }
 
+    /// Starts a container for pod `i`.
     fn start(&mut self, i: usize) {
         let pod = &self.pods[i];
-        let node = format!("node-{}", pod.identity);
+        let node = format!("node-{}", pod.name);
         let env = routing::env(&pod.ip, &node);
-        let r =
-            self.c
-                .replica_appending(&pod.identity, &format!("{}.log", pod.identity), None, &env);
+        let started = unix_nanos();
+        let r = self.c.replica_named(&pod.identity, &pod.name, &env);
+        self.pods[i].started = started;
         self.pods[i].replica = Some(r);
     }
 
-    fn index(&self, identity: &str) -> usize {
+    /// SIGKILLs pod `i`'s container, its whole process tree at once ([`container`]); the exit
+    /// is recorded by the next [`Chaos::alive`].
+    fn kill(&mut self, i: usize) {
+        if let Some(r) = self.pods[i].replica.as_mut() {
+            if !r.has_exited() {
+                container::kill_tree(r.pid());
+            }
+        }
+    }
+
+    /// The index of the pod named `name` (the pods of [`Chaos::new`] are named like their
+    /// identity).
+    fn index(&self, name: &str) -> usize {
         self.pods
             .iter()
-            .position(|p| p.identity == identity)
-            .unwrap_or_else(|| panic!("no pod {identity}"))
+            .position(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no pod {name}"))
     }
 
     fn replica(&mut self, i: usize) -> &mut Replica {
@@ -197,19 +232,23 @@ impl Chaos {
         }
     }
 
-    /// The steady state, or what is wrong with the current one: exactly one CMD runs, on the
-    /// live replica holding the Lease, and the Service advertises that replica only (our
-    /// EndpointSlice `web` lists it as ready).
+    /// The steady state, or what is wrong with the current one: exactly one CMD runs, on a
+    /// live pod whose identity the Lease names, and the Service advertises that pod only (our
+    /// EndpointSlice `web` lists it as ready). Returns the leading pod's name (its identity
+    /// unless it is a twin).
     fn steady(&mut self) -> Result<String, String> {
         let running = self.c.running_cmds();
         let [(leader, _)] = running.as_slice() else {
             return Err(format!("CMDs running: {running:?}"));
         };
-        let holder = self.c.holder();
-        if holder.as_deref() != Some(leader.as_str()) {
-            return Err(format!("CMD runs on {leader}, the Lease names {holder:?}"));
-        }
         let i = self.index(leader);
+        let holder = self.c.holder();
+        if holder.as_deref() != Some(self.pods[i].identity.as_str()) {
+            return Err(format!(
+                "CMD runs on {leader} (identity {}), the Lease names {holder:?}",
+                self.pods[i].identity
+            ));
+        }
         if !self.alive(i) {
             return Err(format!("{leader} exited but its CMD runs"));
         }
@@ -318,11 +357,11 @@ impl Chaos {
         last
     }
 
-    /// Ends every fault: the API server answers normally again and CMD behaves (no `crash`
-    /// or `stubborn` file).
+    /// Ends every fault: the API server answers normally again and new CMDs behave (no
+    /// `crash`, `stubborn` or `slow-dying` file; a CMD that turned slow-dying stays so).
     fn calm(&self) {
         self.c.api.clear_faults();
-        for file in ["crash", "stubborn"] {
+        for file in ["crash", "stubborn", "slow-dying"] {
             let _ = std::fs::remove_file(self.c.dir.join(file));
         }
     }
@@ -334,10 +373,19 @@ impl Chaos {
         self.settle();
         self.c.assert_no_overlap();
         for i in 0..self.pods.len() {
+            self.kill(i);
             if let Some(mut r) = self.pods[i].replica.take() {
-                r.signal("KILL");
                 r.wait_exit(Duration::from_secs(5));
             }
+        }
+    }
+}
+
+impl Drop for Chaos {
+    /// Kills every container with its whole tree (a replica's own drop kills the binary only).
+    fn drop(&mut self) {
+        for i in 0..self.pods.len() {
+            self.kill(i);
         }
     }
 }
