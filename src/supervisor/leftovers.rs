@@ -205,6 +205,12 @@ impl Supervisor {
 
     /// What is left of CMD, as far as we can tell.
     fn look(&self) -> Look {
+        // The common case, without reading all of `/proc`: as PID 1 or subreaper, every living
+        // descendant hangs below a child of ours (a dying process's children are re-parented
+        // to us before it turns into our zombie), so no child at all means nothing is left.
+        if self.leftovers_visible && !sys::has_children() {
+            return Look::Gone;
+        }
         let Some(procs) = tree::scan(self.pid) else {
             return Look::Blind;
         };
