@@ -7,12 +7,14 @@
 //! configuration exit code before any API request or fork.
 //!
 //! Submodules: `vars` (the variable names and [`VARIABLES`]), `error` ([`ConfigError`]),
+//! `encoding` (values that are not UTF-8, [`check_utf8`]),
 //! `timings` (the three client-go timings, durations and the rules between them), `service`
 //! (Service routing settings and the port list), `status_endpoint` (`[IP]:PORT`), `names`
 //! (Kubernetes name rules).
 
 use std::time::Duration;
 
+mod encoding;
 mod error;
 mod names;
 mod service;
@@ -20,7 +22,8 @@ mod status_endpoint;
 mod timings;
 mod vars;
 
-pub use error::ConfigError;
+pub use encoding::check_utf8;
+pub use error::{quoted, ConfigError};
 pub use service::{parse_ports, EndpointPort, Service, ServiceMode};
 pub use status_endpoint::{parse_status_endpoint, StatusEndpoint};
 pub use timings::{

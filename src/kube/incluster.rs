@@ -23,6 +23,8 @@ pub const DEFAULT_SERVICEACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/ser
 pub const SERVICEACCOUNT_DIR_ENV: &str = "K8S_AWAIT_ELECTION_SERVICEACCOUNT_DIR";
 const HOST_ENV: &str = "KUBERNETES_SERVICE_HOST";
 const PORT_ENV: &str = "KUBERNETES_SERVICE_PORT";
+/// Every environment variable [`InClusterConfig::from_env`] reads.
+pub const ENV_VARIABLES: &[&str] = &[HOST_ENV, PORT_ENV, SERVICEACCOUNT_DIR_ENV];
 
 /// Everything needed to build a [`Client`](super::Client) from inside a pod.
 #[derive(Clone)]

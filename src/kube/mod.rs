@@ -19,7 +19,9 @@ mod watch;
 
 pub use client::Client;
 pub use error::{from_response, parse_retry_after, Error};
-pub use incluster::{InClusterConfig, DEFAULT_SERVICEACCOUNT_DIR, SERVICEACCOUNT_DIR_ENV};
+pub use incluster::{
+    InClusterConfig, DEFAULT_SERVICEACCOUNT_DIR, ENV_VARIABLES, SERVICEACCOUNT_DIR_ENV,
+};
 pub use meta::ObjectMeta;
 pub use paths::{
     endpoints_collection, endpoints_path, endpointslice_path, endpointslices_path, lease_path,
