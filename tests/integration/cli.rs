@@ -66,6 +66,9 @@ fn every_bad_value_is_one_line_exit_78_no_request_no_child() {
         ("K8S_AWAIT_ELECTION_RENEW_DEADLINE", "2"),
         ("K8S_AWAIT_ELECTION_RETRY_PERIOD", "-1"),
         ("K8S_AWAIT_ELECTION_RETRY_PERIOD", "1.5"),
+        // Below the lower bound (100ms): ~870 requests a second with 1ms.
+        ("K8S_AWAIT_ELECTION_RETRY_PERIOD", "1ms"),
+        ("K8S_AWAIT_ELECTION_RETRY_PERIOD", "99ms"),
         ("K8S_AWAIT_ELECTION_GRACE_PERIOD", "30"),
         ("K8S_AWAIT_ELECTION_KILL_MARGIN", "0"),
         ("K8S_AWAIT_ELECTION_KILL_MARGIN", "soon"),
