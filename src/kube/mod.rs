@@ -4,7 +4,7 @@
 //!
 //! Submodules: `incluster` (addresses, service-account files), `tls` (the cluster CA as the
 //! only trust anchor), `token` (rotation, redaction), `error` (Status objects → typed errors),
-//! `client` (requests), `paths` (API paths and queries), `watch` (watch streams), `warnings`
+//! `small_file` (bounded reads of the service-account files), `client` (requests), `paths` (API paths and queries), `watch` (watch streams), `warnings`
 //! (server `Warning` headers), `meta` (object metadata, [`ObjectMeta`]).
 
 mod client;
@@ -12,6 +12,7 @@ mod error;
 mod incluster;
 mod meta;
 mod paths;
+mod small_file;
 mod tls;
 mod token;
 mod warnings;
