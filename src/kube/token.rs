@@ -242,15 +242,26 @@ mod tests {
         // A rotation to a FIFO nobody writes, a device or a huge file neither hangs nor
         // fills memory: the last good token stays.
         fs::remove_file(&p).unwrap();
-        let made = std::process::Command::new("mkfifo").arg(&p).status().unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&p)
+            .status()
+            .unwrap();
         assert!(made.success());
         assert_eq!(fast.current().expose(), "three", "FIFO keeps last good");
         fs::remove_file(&p).unwrap();
         std::os::unix::fs::symlink("/dev/zero", &p).unwrap();
-        assert_eq!(fast.current().expose(), "three", "/dev/zero keeps last good");
+        assert_eq!(
+            fast.current().expose(),
+            "three",
+            "/dev/zero keeps last good"
+        );
         fs::remove_file(&p).unwrap();
         fs::write(&p, vec![b'a'; MAX_TOKEN_BYTES as usize + 1]).unwrap();
-        assert_eq!(fast.current().expose(), "three", "oversized keeps last good");
+        assert_eq!(
+            fast.current().expose(),
+            "three",
+            "oversized keeps last good"
+        );
         fs::write(&p, vec![b'a'; MAX_TOKEN_BYTES as usize]).unwrap();
         assert_eq!(fast.current().expose().len(), MAX_TOKEN_BYTES as usize);
         fs::remove_dir_all(&d).unwrap();
