@@ -223,9 +223,10 @@ impl Core {
     }
 
     /// The record's own duration; a missing or invalid one (≤ 0, or not an int32) counts as
-    /// our configured duration, as client-go's own default would: the conservative choice,
-    /// never taking a lease earlier than we would expect. (client-go itself would treat such
-    /// a lease as expired at once; the API server refuses to store one.)
+    /// our configured duration: the conservative choice, never taking a lease earlier than we
+    /// would expect. (client-go reads a missing one as 0 and, like any value ≤ 0, as expired
+    /// at once; one outside the int32 range fails its read. The API server refuses to store
+    /// a value ≤ 0.)
     fn record_duration(&self, spec: &LeaseSpec) -> Duration {
         match spec.lease_duration_seconds {
             Some(s) if s > 0 => Duration::from_secs(s as u64),
