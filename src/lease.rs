@@ -71,8 +71,14 @@ pub struct LeaseSpec {
     /// `holderIdentity`: who holds the lease (empty or missing: nobody).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub holder_identity: Option<String>,
-    /// `leaseDurationSeconds`: how long others wait for a silent holder.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `leaseDurationSeconds`: how long others wait for a silent holder. A value that is not
+    /// an int32 (out of range, fractional, not a number) reads as `Some(0)`: invalid like any
+    /// value ≤ 0, rather than a Lease that cannot be read at all.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_int32"
+    )]
     pub lease_duration_seconds: Option<i32>,
     /// `acquireTime` (MicroTime text): when the current holder took the lease.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +92,13 @@ pub struct LeaseSpec {
     /// `strategy`, `preferredHolder` and anything newer.
     #[serde(flatten)]
     pub rest: Map<String, Value>,
+}
+
+/// An int32, `None` for `null`, and `Some(0)` for any other JSON value (see
+/// [`LeaseSpec::lease_duration_seconds`]).
+fn lenient_int32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    let value = Option::<Value>::deserialize(d)?;
+    Ok(value.map(|v| v.as_i64().and_then(|n| i32::try_from(n).ok()).unwrap_or(0)))
 }
 
 impl LeaseSpec {
@@ -158,6 +171,29 @@ mod tests {
         let back: Value = serde_json::to_value(&lease).expect("serialize");
         let orig: Value = serde_json::from_str(CLIENT_GO_LEASE).expect("parse");
         assert_eq!(back, orig);
+    }
+
+    #[test]
+    fn a_duration_that_is_not_an_int32_reads_as_invalid_not_as_an_error() {
+        let cases = [
+            ("15", Some(15)),
+            ("null", None),
+            ("-3", Some(-3)),
+            ("2147483647", Some(i32::MAX)),
+            ("2147483648", Some(0)),
+            ("-2147483649", Some(0)),
+            ("18446744073709551616", Some(0)),
+            ("1.5", Some(0)),
+            ("\"15\"", Some(0)),
+        ];
+        for (json, want) in cases {
+            let text = format!(
+                r#"{{"metadata":{{"name":"l"}},"spec":{{"holderIdentity":"h","leaseDurationSeconds":{json}}}}}"#
+            );
+            let lease: Lease = serde_json::from_str(&text).expect(json);
+            assert_eq!(lease.spec.lease_duration_seconds, want, "{json}");
+            assert_eq!(lease.spec.holder(), Some("h"));
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::ffi::{c_char, c_int};
 #[no_mangle]
 extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let code = k8s_await_election::app::main(args, &|k| std::env::var(k).ok());
+    let code = k8s_await_election::app::main(args, &|k| std::env::var_os(k));
     // Not `return`: std flushes its stdout buffer in `process::exit`, while returning from a C
     // `main` only runs the C library's exit handlers.
     std::process::exit(code);

@@ -6,6 +6,9 @@ use crate::kube;
 use crate::logsink::QueueWriter;
 use crate::timefmt;
 
+/// The variable holding the log filter.
+pub(super) const FILTER_ENV: &str = "RUST_LOG";
+
 /// One line per event on stderr: `<time> <LEVEL> k8s-await-election: <message>`. `RUST_LOG`
 /// overrides the default level `info`. With `queue`, lines go through it (election mode:
 /// logging must never block, see [`crate::logsink`]); otherwise they are written directly.
@@ -15,7 +18,7 @@ pub(super) fn init(env: &dyn Fn(&str) -> Option<String>, queue: Option<QueueWrit
         builder.target(env_logger::Target::Pipe(Box::new(q)));
     }
     builder.filter_level(log::LevelFilter::Info);
-    if let Some(spec) = env("RUST_LOG").filter(|s| !s.is_empty()) {
+    if let Some(spec) = env(FILTER_ENV).filter(|s| !s.is_empty()) {
         builder.parse_filters(&spec);
     }
     // Some HTTP internals hex-dump raw requests (bearer token included) at trace level and

@@ -23,7 +23,7 @@ use log::{debug, error, info, warn};
 use crate::clock::BootInstant;
 use crate::config::{self, Config, SignalTarget};
 use crate::election::{self, Elector, Inbox, Snapshot};
-use crate::kube::{Client, InClusterConfig};
+use crate::kube::{self, Client, InClusterConfig};
 use crate::logsink::{self, LogQueue};
 use crate::service::Router;
 use crate::status::StatusServer;
@@ -50,8 +50,11 @@ environment variables; see the README for the full list and the exit codes.
 ";
 
 /// The whole program: arguments (without argv\[0\]) and an environment lookup in, exit code out.
-pub fn main(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> i32 {
+pub fn main(args: Vec<OsString>, env_os: &dyn Fn(&str) -> Option<OsString>) -> i32 {
     supervisor::init_process();
+    // Text values only: one that is not UTF-8 reads as unset here. In election mode every
+    // variable we read is checked first, so only ENABLED can be such a value below.
+    let env = |k: &str| env_os(k).and_then(|v| v.into_string().ok());
     if args.len() == 1 {
         match args[0].to_str() {
             Some("--help" | "-h") => return print_out(USAGE),
@@ -72,15 +75,39 @@ pub fn main(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> i32 {
         );
         return exit::USAGE;
     }
-    let config = match config::from_env(args, env) {
+    if env_os(config::ENABLED).is_some_and(|v| !v.is_empty()) {
+        if let Err(e) = config::check_utf8(variables_read(), env_os) {
+            logging::init(&env, None);
+            error!("configuration error: {e}");
+            return exit::CONFIG;
+        }
+    }
+    // ENABLED enables election with any non-empty value, text or not.
+    let config_env = |k: &str| {
+        env_os(k).map(|v| match v.into_string() {
+            Ok(text) => text,
+            Err(raw) => raw.to_string_lossy().into_owned(),
+        })
+    };
+    let config = match config::from_env(args, &config_env) {
         Ok(c) => c,
         Err(e) => {
-            logging::init(env, None);
+            logging::init(&env, None);
             error!("configuration error: {e}");
             return exit::CONFIG;
         }
     };
-    run(config, env)
+    run(config, &env)
+}
+
+/// Every environment variable election mode reads: ours, the in-cluster ones and the log
+/// filter.
+fn variables_read() -> impl Iterator<Item = &'static str> {
+    config::VARIABLES
+        .iter()
+        .map(|v| v.name)
+        .chain(kube::ENV_VARIABLES.iter().copied())
+        .chain([logging::FILTER_ENV])
 }
 
 fn print_out(text: &str) -> i32 {

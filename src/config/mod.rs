@@ -7,12 +7,14 @@
 //! configuration exit code before any API request or fork.
 //!
 //! Submodules: `vars` (the variable names and [`VARIABLES`]), `error` ([`ConfigError`]),
+//! `encoding` (values that are not UTF-8, [`check_utf8`]),
 //! `timings` (the three client-go timings, durations and the rules between them), `service`
 //! (Service routing settings and the port list), `status_endpoint` (`[IP]:PORT`), `names`
 //! (Kubernetes name rules).
 
 use std::time::Duration;
 
+mod encoding;
 mod error;
 mod names;
 mod service;
@@ -20,12 +22,13 @@ mod status_endpoint;
 mod timings;
 mod vars;
 
-pub use error::ConfigError;
+pub use encoding::check_utf8;
+pub use error::{quoted, ConfigError};
 pub use service::{parse_ports, EndpointPort, Service, ServiceMode};
 pub use status_endpoint::{parse_status_endpoint, StatusEndpoint};
 pub use timings::{
     parse_duration, show, Timings, DEFAULT_KILL_MARGIN, DEFAULT_LEASE_DURATION,
-    DEFAULT_RENEW_DEADLINE, DEFAULT_RETRY_PERIOD,
+    DEFAULT_RENEW_DEADLINE, DEFAULT_RETRY_PERIOD, MIN_LEASE_DURATION, MIN_RETRY_PERIOD,
 };
 pub use vars::{
     Variable, ENABLED, GRACE_PERIOD, IDENTITY, KILL_MARGIN, LEASE_DURATION, LOCK_NAME,
@@ -118,12 +121,32 @@ pub fn from_env(
     let name = get(NAME).unwrap_or_else(|| lock_name.clone());
 
     let timings = Timings {
-        lease_duration: duration_var(LEASE_DURATION, get(LEASE_DURATION), DEFAULT_LEASE_DURATION)?,
-        renew_deadline: duration_var(RENEW_DEADLINE, get(RENEW_DEADLINE), DEFAULT_RENEW_DEADLINE)?,
-        retry_period: duration_var(RETRY_PERIOD, get(RETRY_PERIOD), DEFAULT_RETRY_PERIOD)?,
+        lease_duration: duration_var(
+            LEASE_DURATION,
+            get(LEASE_DURATION),
+            DEFAULT_LEASE_DURATION,
+            MIN_LEASE_DURATION,
+        )?,
+        renew_deadline: duration_var(
+            RENEW_DEADLINE,
+            get(RENEW_DEADLINE),
+            DEFAULT_RENEW_DEADLINE,
+            Duration::ZERO,
+        )?,
+        retry_period: duration_var(
+            RETRY_PERIOD,
+            get(RETRY_PERIOD),
+            DEFAULT_RETRY_PERIOD,
+            MIN_RETRY_PERIOD,
+        )?,
     };
     check_timings(&timings, &get)?;
-    let kill_margin = duration_var(KILL_MARGIN, get(KILL_MARGIN), DEFAULT_KILL_MARGIN)?;
+    let kill_margin = duration_var(
+        KILL_MARGIN,
+        get(KILL_MARGIN),
+        DEFAULT_KILL_MARGIN,
+        Duration::ZERO,
+    )?;
     check_kill_margin(&timings, kill_margin, &get)?;
 
     let grace_period = match get(GRACE_PERIOD) {
@@ -231,6 +254,26 @@ mod tests {
     }
 
     #[test]
+    fn timing_lower_bounds_are_accepted_and_named_when_undercut() {
+        let c = with(&[
+            (LEASE_DURATION, "1s"),
+            (RENEW_DEADLINE, "500ms"),
+            (RETRY_PERIOD, "100ms"),
+            (KILL_MARGIN, "100ms"),
+        ])
+        .expect("the bounds themselves are valid")
+        .election
+        .expect("enabled");
+        assert_eq!(c.timings.retry_period, MIN_RETRY_PERIOD);
+        assert_eq!(c.timings.lease_duration, MIN_LEASE_DURATION);
+        let e = with(&[(RETRY_PERIOD, "1ms")]).expect_err("too short");
+        assert!(e.to_string().contains("at least 100ms"), "{e}");
+        let e =
+            with(&[(LEASE_DURATION, "999ms"), (RENEW_DEADLINE, "500ms")]).expect_err("too short");
+        assert!(e.to_string().contains("at least 1s"), "{e}");
+    }
+
+    #[test]
     fn go_style_seconds_and_units() {
         let c = with(&[
             (LEASE_DURATION, "4"),
@@ -277,6 +320,20 @@ mod tests {
             (&[(LEASE_DURATION, "abc")], LEASE_DURATION),
             (&[(LEASE_DURATION, "0")], LEASE_DURATION),
             (&[(RETRY_PERIOD, "-2")], RETRY_PERIOD),
+            // Lower bounds: ~870 requests a second with a 1 ms retry period.
+            (
+                &[(RENEW_DEADLINE, "1000ms"), (RETRY_PERIOD, "1ms")],
+                RETRY_PERIOD,
+            ),
+            (&[(RETRY_PERIOD, "99ms")], RETRY_PERIOD),
+            (
+                &[
+                    (LEASE_DURATION, "900ms"),
+                    (RENEW_DEADLINE, "500ms"),
+                    (RETRY_PERIOD, "100ms"),
+                ],
+                LEASE_DURATION,
+            ),
             (&[(LEASE_DURATION, "10")], LEASE_DURATION),
             (&[(RENEW_DEADLINE, "2")], RENEW_DEADLINE),
             (&[(GRACE_PERIOD, "10")], GRACE_PERIOD),

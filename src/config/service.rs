@@ -19,7 +19,7 @@ use super::vars::{
 pub enum ServiceMode {
     /// An EndpointSlice if RBAC allows it, else a v1 Endpoints object (see README).
     Auto,
-    /// Only the v1 Endpoints object, as the Go tool up to v0.4 did.
+    /// Only the v1 Endpoints object, all the Go tool (latest release v0.4.2) ever writes.
     Endpoints,
     /// Only an EndpointSlice managed by us.
     EndpointSlice,

@@ -20,6 +20,14 @@ pub const DEFAULT_RETRY_PERIOD: Duration = Duration::from_secs(2);
 /// Two seconds covers CMDs of about 25 GiB.
 pub const DEFAULT_KILL_MARGIN: Duration = Duration::from_secs(2);
 
+/// Shortest lease duration: the Lease stores it in whole seconds (`leaseDurationSeconds`).
+pub const MIN_LEASE_DURATION: Duration = Duration::from_secs(1);
+/// Shortest retry period: the leader sends one renewal per retry period and a candidate one
+/// request per retry period or more, so this bounds each replica to about ten requests a
+/// second. (client-go only asks for more than zero; `RETRY_PERIOD=1ms` meant ~870 requests
+/// a second.)
+pub const MIN_RETRY_PERIOD: Duration = Duration::from_millis(100);
+
 /// The three client-go timings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timings {
@@ -54,16 +62,23 @@ impl Timings {
     }
 }
 
-/// The duration in `value` (of `variable`), or `default` when unset; zero is refused.
+/// The duration in `value` (of `variable`), or `default` when unset; zero is refused, and so
+/// is anything shorter than `min`.
 pub(super) fn duration_var(
     variable: &'static str,
     value: Option<String>,
     default: Duration,
+    min: Duration,
 ) -> Result<Duration, ConfigError> {
     let Some(v) = value else { return Ok(default) };
     match parse_duration(&v) {
-        Some(d) if !d.is_zero() => Ok(d),
-        Some(_) => Err(bad(variable, &v, "it must be greater than zero")),
+        Some(d) if d.is_zero() => Err(bad(variable, &v, "it must be greater than zero")),
+        Some(d) if d < min => Err(bad(
+            variable,
+            &v,
+            format!("it must be at least {}", show(min)),
+        )),
+        Some(d) => Ok(d),
         None => Err(bad(
             variable,
             &v,

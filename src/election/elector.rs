@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, info, warn};
 
-use super::core::{Core, HolderChange, Settings, Step};
+use super::core::{backoff, Core, HolderChange, Settings, Step};
 use super::jitter::Jitter;
 use super::messages::{Campaign, Inbox, LeaderHooks, LostCause, Term};
 use super::renew::{RenewError, Renewal};
@@ -39,6 +39,8 @@ pub struct Elector {
     stopping: bool,
     /// Never release: [`Inbox::Abandon`] arrived, or another process renews under our name.
     pub(super) keep_lease: bool,
+    /// We warned about an invalid `leaseDurationSeconds` and have seen no valid one since.
+    warned_bad_duration: bool,
 }
 
 impl Elector {
@@ -63,6 +65,7 @@ impl Elector {
             sent_boot: None,
             stopping: false,
             keep_lease: false,
+            warned_bad_duration: false,
         }
     }
 
@@ -106,6 +109,18 @@ impl Elector {
             HolderChange::Taken(h) => info!("new leader: {h}"),
             HolderChange::Freed => info!("the lease {} is free", self.settings().lock_name),
         }
+        match self.core.invalid_duration() {
+            Some(bad) if !self.warned_bad_duration => {
+                self.warned_bad_duration = true;
+                warn!(
+                    "the lease {} has leaseDurationSeconds {bad}, not a positive 32-bit number of seconds (values out of that range read as 0): waiting for its holder as long as our own lease duration, {}",
+                    self.settings().lock_name,
+                    crate::config::show(self.timings().lease_duration)
+                );
+            }
+            Some(_) => {}
+            None => self.warned_bad_duration = false,
+        }
         let expires = self
             .core
             .expires_at()
@@ -145,10 +160,11 @@ impl Elector {
         }
     }
 
-    /// Back-off after a failed request: jittered retry period, or the server's Retry-After.
+    /// Back-off after a failed request: jittered retry period, or the server's Retry-After
+    /// up to one lease duration ([`backoff`]).
     pub(super) fn backoff_for(&mut self, e: &kube::Error) -> Duration {
         let j = self.jittered_retry();
-        e.retry_after().map_or(j, |ra| ra.max(j))
+        backoff(j, e.retry_after(), self.timings().lease_duration)
     }
 
     /// Campaign until elected, asked to shut down, or facing a failure retrying cannot fix.

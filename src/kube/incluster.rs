@@ -6,7 +6,6 @@
 //! a message naming the variable or file to fix.
 
 use std::fmt;
-use std::fs;
 use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +13,7 @@ use std::path::{Path, PathBuf};
 use rustls_pki_types::CertificateDer;
 
 use super::error::Error;
+use super::small_file;
 use super::tls;
 use super::token::{self, Token};
 
@@ -23,6 +23,12 @@ pub const DEFAULT_SERVICEACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/ser
 pub const SERVICEACCOUNT_DIR_ENV: &str = "K8S_AWAIT_ELECTION_SERVICEACCOUNT_DIR";
 const HOST_ENV: &str = "KUBERNETES_SERVICE_HOST";
 const PORT_ENV: &str = "KUBERNETES_SERVICE_PORT";
+/// Longest CA bundle we read (a full system bundle is about 200 KiB).
+const MAX_CA_BUNDLE_BYTES: u64 = 1024 * 1024;
+/// Longest `namespace` file we read (a namespace name has at most 63 characters).
+const MAX_NAMESPACE_FILE_BYTES: u64 = 4096;
+/// Every environment variable [`InClusterConfig::from_env`] reads.
+pub const ENV_VARIABLES: &[&str] = &[HOST_ENV, PORT_ENV, SERVICEACCOUNT_DIR_ENV];
 
 /// Everything needed to build a [`Client`](super::Client) from inside a pod.
 #[derive(Clone)]
@@ -95,7 +101,7 @@ impl InClusterConfig {
         let token = token::read_initial(&token_path)?;
 
         let ca_path = dir.join("ca.crt");
-        let pem = fs::read(&ca_path).map_err(|e| {
+        let pem = small_file::read(&ca_path, MAX_CA_BUNDLE_BYTES).map_err(|e| {
             Error::Config(format!(
                 "cannot read the cluster CA bundle {}: {e}; mount a service-account token \
                  or set {SERVICEACCOUNT_DIR_ENV} to a directory holding token and ca.crt",
@@ -105,9 +111,11 @@ impl InClusterConfig {
         let ca_certs = tls::parse_ca_bundle(&pem, &ca_path)?;
 
         let ns_path = dir.join("namespace");
-        let namespace = match fs::read_to_string(&ns_path) {
-            Ok(s) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        let namespace = match small_file::read(&ns_path, MAX_NAMESPACE_FILE_BYTES) {
+            Ok(raw) => {
+                Some(String::from_utf8_lossy(&raw).trim().to_string()).filter(|s| !s.is_empty())
+            }
+            Err(small_file::ReadError::Io(e)) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => {
                 return Err(Error::Config(format!(
                     "cannot read the pod namespace {}: {e}",
@@ -171,6 +179,7 @@ pub(crate) fn base_url(host: &str, port: u16) -> Result<String, Error> {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::fs;
 
     #[test]
     fn urls() {

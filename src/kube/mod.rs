@@ -4,7 +4,7 @@
 //!
 //! Submodules: `incluster` (addresses, service-account files), `tls` (the cluster CA as the
 //! only trust anchor), `token` (rotation, redaction), `error` (Status objects → typed errors),
-//! `client` (requests), `paths` (API paths and queries), `watch` (watch streams), `warnings`
+//! `small_file` (bounded reads of the service-account files), `client` (requests), `paths` (API paths and queries), `watch` (watch streams), `warnings`
 //! (server `Warning` headers), `meta` (object metadata, [`ObjectMeta`]).
 
 mod client;
@@ -12,6 +12,7 @@ mod error;
 mod incluster;
 mod meta;
 mod paths;
+mod small_file;
 mod tls;
 mod token;
 mod warnings;
@@ -19,7 +20,9 @@ mod watch;
 
 pub use client::Client;
 pub use error::{from_response, parse_retry_after, Error};
-pub use incluster::{InClusterConfig, DEFAULT_SERVICEACCOUNT_DIR, SERVICEACCOUNT_DIR_ENV};
+pub use incluster::{
+    InClusterConfig, DEFAULT_SERVICEACCOUNT_DIR, ENV_VARIABLES, SERVICEACCOUNT_DIR_ENV,
+};
 pub use meta::ObjectMeta;
 pub use paths::{
     endpoints_collection, endpoints_path, endpointslice_path, endpointslices_path, lease_path,

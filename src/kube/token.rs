@@ -6,13 +6,12 @@
 //! symlink) keeps the last good token.
 
 use std::fmt;
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::error::Error;
+use super::small_file;
 
 /// How long a token read from the file is used before the file is read again. client-go
 /// re-reads once a minute; we stay just under that.
@@ -35,10 +34,14 @@ impl fmt::Debug for Token {
     }
 }
 
+/// Longest token file we read: a service-account token is about 1 KiB, a projected one a
+/// few; anything beyond this is not a token.
+pub(crate) const MAX_TOKEN_BYTES: u64 = 64 * 1024;
+
 /// Why a token file could not be used.
 #[derive(Debug)]
 pub(crate) enum ReadError {
-    Io(io::Error),
+    File(small_file::ReadError),
     Empty,
     BadCharacters,
 }
@@ -46,7 +49,7 @@ pub(crate) enum ReadError {
 impl fmt::Display for ReadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ReadError::Io(e) => write!(f, "{e}"),
+            ReadError::File(e) => write!(f, "{e}"),
             ReadError::Empty => f.write_str("the file is empty"),
             ReadError::BadCharacters => {
                 f.write_str("the file holds characters that cannot be sent in an HTTP header")
@@ -55,10 +58,11 @@ impl fmt::Display for ReadError {
     }
 }
 
-/// Reads and validates a token file: surrounding whitespace (the trailing newline) is
-/// dropped; what remains must be non-empty visible ASCII.
+/// Reads and validates a token file: a regular file of at most [`MAX_TOKEN_BYTES`] (a FIFO
+/// or a device is refused without waiting on it); surrounding whitespace (the trailing
+/// newline) is dropped; what remains must be non-empty visible ASCII.
 pub(crate) fn read_token_file(path: &Path) -> Result<Token, ReadError> {
-    let raw = fs::read(path).map_err(ReadError::Io)?;
+    let raw = small_file::read(path, MAX_TOKEN_BYTES).map_err(ReadError::File)?;
     let text = String::from_utf8(raw).map_err(|_| ReadError::BadCharacters)?;
     let token = text.trim();
     if token.is_empty() {
@@ -168,6 +172,7 @@ impl TokenSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn temp_dir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!(
@@ -193,7 +198,7 @@ mod tests {
         fs::write(&p, [0xff, 0xfe]).unwrap();
         assert!(matches!(read_token_file(&p), Err(ReadError::BadCharacters)));
         fs::remove_file(&p).unwrap();
-        assert!(matches!(read_token_file(&p), Err(ReadError::Io(_))));
+        assert!(matches!(read_token_file(&p), Err(ReadError::File(_))));
         let e = read_initial(&p).unwrap_err();
         assert!(matches!(&e, Error::Config(m) if m.contains("token")));
         fs::remove_dir_all(&d).unwrap();
@@ -234,6 +239,31 @@ mod tests {
         );
         fs::write(&p, "three\n").unwrap();
         assert_eq!(fast.current().expose(), "three");
+        // A rotation to a FIFO nobody writes, a device or a huge file neither hangs nor
+        // fills memory: the last good token stays.
+        fs::remove_file(&p).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&p)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert_eq!(fast.current().expose(), "three", "FIFO keeps last good");
+        fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &p).unwrap();
+        assert_eq!(
+            fast.current().expose(),
+            "three",
+            "/dev/zero keeps last good"
+        );
+        fs::remove_file(&p).unwrap();
+        fs::write(&p, vec![b'a'; MAX_TOKEN_BYTES as usize + 1]).unwrap();
+        assert_eq!(
+            fast.current().expose(),
+            "three",
+            "oversized keeps last good"
+        );
+        fs::write(&p, vec![b'a'; MAX_TOKEN_BYTES as usize]).unwrap();
+        assert_eq!(fast.current().expose().len(), MAX_TOKEN_BYTES as usize);
         fs::remove_dir_all(&d).unwrap();
     }
 }

@@ -27,23 +27,23 @@
 //! # `K8S_AWAIT_ELECTION_SERVICE_MODE=auto` (the default)
 //! 1. Delete the v1 Endpoints object (404 is fine). For a selector-less Service the
 //!    endpointslice-mirroring controller copies that object into slices of its own; one left
-//!    behind (by the Go tool up to v0.4, or by a replica that used Endpoints) would keep
-//!    advertising another pod next to our slice. Deleting also removes the mirrored slices.
-//!    Forbidden is tolerated (logged once).
-//! 2. Write our EndpointSlice. If RBAC forbids it (or the API is missing), fall back to the v1
-//!    Endpoints object for the rest of the process life (logged once); the mirroring
-//!    controller then publishes it as slices, and no slice of ours is written that could
-//!    disagree.
+//!    behind (by the Go tool, which writes only Endpoints, or by a replica that used them)
+//!    would keep advertising another pod next to our slice. Deleting also removes the
+//!    mirrored slices. Forbidden is tolerated (logged once).
+//! 2. Write our EndpointSlice. If RBAC forbids reading or writing it (or the API is missing),
+//!    fall back to the v1 Endpoints object for the rest of the process life (logged once);
+//!    the mirroring controller then publishes it as slices, and no slice of ours is written
+//!    that could disagree.
 //!
-//! This keeps both RBAC sets of the Go tool working unchanged: v0.4's `get`, `create`,
-//! `update` on `endpoints` (slices forbidden → Endpoints), and v0.5's `create`, `update` on
-//! `endpointslices` plus `delete` on `endpoints`. Without `get` on `endpointslices` the slice
-//! is written blind, as v0.5 did: POST, and on AlreadyExists an unconditional PUT (the
-//! EndpointSlice API allows it); labels others put on the slice are then lost, which is
-//! logged once, and withdrawing uses the resourceVersion of our own last write (a 409 means
-//! somebody else wrote it since, so it is left alone). The recommended rules are
-//! `get`, `create`, `update` on `endpointslices` (`discovery.k8s.io`) and `delete` on
-//! `endpoints` (`""`).
+//! Why both, and why slices first: kube-proxy and every other consumer read EndpointSlices,
+//! and v1 Endpoints is deprecated (Kubernetes 1.33 warns on every use). A slice of our own is
+//! published at once and carries `ready`/`serving`; an Endpoints object reaches consumers only
+//! through the mirroring controller. The fallback exists for the RBAC the Go tool (every
+//! release up to v0.4.2, which writes only v1 Endpoints) asked for: `get`, `create`, `update`
+//! on `endpoints`, nothing on `endpointslices`. A Role that grants slices must grant `get`,
+//! `create`, `update` on `endpointslices` (`discovery.k8s.io`); one that lacks any of them
+//! (a 403 on the slice) gets the fallback. `delete` on `endpoints` (`""`) is recommended for
+//! the stale-object clean-up of step 1.
 //!
 //! `endpoints` mode needs `get`, `create`, `update` on `endpoints` only; `endpointslice` mode
 //! needs `get`, `create`, `update` on `endpointslices` only (plus `delete` when the pod IP
@@ -91,8 +91,6 @@ pub struct Router {
     settings: Service,
     /// Auto mode: the EndpointSlice API is forbidden (or missing); Endpoints from now on.
     slices_unavailable: bool,
-    /// We may not GET our slice: write it blind.
-    slice_blind: bool,
     /// The slice and the Endpoints object as our last write stored them.
     slice_written: Option<Object>,
     endpoints_written: Option<Object>,
@@ -106,7 +104,6 @@ impl std::fmt::Debug for Router {
         f.debug_struct("Router")
             .field("settings", &self.settings)
             .field("slices_unavailable", &self.slices_unavailable)
-            .field("slice_blind", &self.slice_blind)
             .finish_non_exhaustive()
     }
 }
@@ -141,7 +138,6 @@ impl Router {
             client,
             settings,
             slices_unavailable: false,
-            slice_blind: false,
             slice_written: None,
             endpoints_written: None,
             warned_endpoints_delete: false,
@@ -307,10 +303,6 @@ impl Router {
                 Err(e) if e.is_transient() => {}
                 Err(e) => return Err(self.denied(e, "update", kind)),
             }
-        }
-        if kind == Kind::Slice && self.slice_blind {
-            debug!("the EndpointSlice changed since our write and we may not read it; leaving it alone");
-            return Ok(false);
         }
         retry(deadline, || {
             match self.client.get::<Object>(&path, deadline) {

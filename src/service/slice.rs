@@ -1,18 +1,16 @@
 //! Our `discovery.k8s.io/v1` EndpointSlice, named exactly like the Service: writing it
-//! conditionally, or blind when we may not read it, and re-creating it when the pod IP
-//! family changes (`addressType` is immutable). See the module header of [`super`].
+//! conditionally, and re-creating it when the pod IP family changes (`addressType` is
+//! immutable). See the module header of [`super`].
 
 use std::net::IpAddr;
 use std::time::Instant;
 
-use log::{debug, warn};
+use log::debug;
 use serde_json::{json, Map};
 
 use super::object::{base_object, ports_json, Object};
 use super::retry::{race_on_missing, retry};
-use super::{
-    permission_message, Kind, Router, CONTROLLER_NAME, LABEL_MANAGED_BY, LABEL_SERVICE_NAME,
-};
+use super::{Kind, Router, CONTROLLER_NAME, LABEL_MANAGED_BY, LABEL_SERVICE_NAME};
 use crate::config::Service;
 use crate::kube::Error;
 
@@ -21,15 +19,8 @@ impl Router {
     pub(super) fn point_slice(&mut self, deadline: Instant) -> Result<(), Error> {
         let path = self.path(Kind::Slice);
         let collection = self.collection(Kind::Slice);
-        let mut blind = self.slice_blind;
-        let mut warn_blind = false;
         let stored = retry(deadline, || {
-            let current = if blind {
-                Err(Error::Forbidden(String::new()))
-            } else {
-                self.client.get::<Object>(&path, deadline)
-            };
-            match current {
+            match self.client.get::<Object>(&path, deadline) {
                 Ok(current)
                     if current.rest.get("addressType") != Some(&json!(address_type(self.ip()))) =>
                 {
@@ -56,35 +47,9 @@ impl Router {
                         .create::<_, Object>(&collection, &body, deadline)
                         .map_err(|e| self.denied(e, "create", Kind::Slice))
                 }
-                Err(Error::Forbidden(msg)) => {
-                    // Without `get` (the Go tool v0.5's RBAC): POST, or an unconditional PUT.
-                    if !blind {
-                        blind = true;
-                        warn_blind = true;
-                        debug!("may not read the EndpointSlice: {msg}");
-                    }
-                    let body = slice_body(None, &self.settings);
-                    match self
-                        .client
-                        .create::<_, Object>(&collection, &body, deadline)
-                    {
-                        Err(Error::AlreadyExists(_)) => self
-                            .client
-                            .replace::<_, Object>(&path, &body, deadline)
-                            .map_err(|e| self.denied(race_on_missing(e), "update", Kind::Slice)),
-                        other => other.map_err(|e| self.denied(e, "create", Kind::Slice)),
-                    }
-                }
                 Err(e) => Err(self.denied(e, "get", Kind::Slice)),
             }
         });
-        if warn_blind && stored.is_ok() {
-            warn!(
-                "{}; writing the EndpointSlice without reading it first: labels and annotations others put on it are lost",
-                permission_message("get", Kind::Slice, self.ns(), self.settings.mode, "")
-            );
-        }
-        self.slice_blind = blind;
         self.slice_written = Some(stored?);
         Ok(())
     }

@@ -9,11 +9,13 @@
 //!
 //! By concept: [`signals`] (masks, dispositions, waiting for and sending signals), [`process`]
 //! (this process, its children, pidfds, our standard descriptors) and [`exec`] (fork and exec
-//! of CMD, the clean state a started program gets). Everything is re-exported here: callers
+//! of CMD, the clean state a started program gets), [`files`] (opening a file without
+//! blocking on a FIFO). Everything is re-exported here: callers
 //! name `sys::<item>`. This file keeps what they share ([`Pid`], the numbers, `cvt`) and the
 //! boot-time clock.
 
 mod exec;
+mod files;
 mod process;
 mod signals;
 
@@ -24,6 +26,7 @@ pub(super) use exec::{
     fork_exec, on_exec_restore_clean_state, reap_child, ExecImage, ExecOutcome, ExecReport,
     DEFAULT_PATH,
 };
+pub(super) use files::open_nonblocking;
 pub(super) use process::{
     become_child_subreaper, close, exit_code_of, fd_is_closed, getpid, has_children,
     is_unreaped_child, on_main_thread, open_dev_null, pidfd_open, pidfd_send_signal, reap_one,

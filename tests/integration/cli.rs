@@ -66,6 +66,9 @@ fn every_bad_value_is_one_line_exit_78_no_request_no_child() {
         ("K8S_AWAIT_ELECTION_RENEW_DEADLINE", "2"),
         ("K8S_AWAIT_ELECTION_RETRY_PERIOD", "-1"),
         ("K8S_AWAIT_ELECTION_RETRY_PERIOD", "1.5"),
+        // Below the lower bound (100ms): ~870 requests a second with 1ms.
+        ("K8S_AWAIT_ELECTION_RETRY_PERIOD", "1ms"),
+        ("K8S_AWAIT_ELECTION_RETRY_PERIOD", "99ms"),
         ("K8S_AWAIT_ELECTION_GRACE_PERIOD", "30"),
         ("K8S_AWAIT_ELECTION_KILL_MARGIN", "0"),
         ("K8S_AWAIT_ELECTION_KILL_MARGIN", "soon"),
@@ -301,4 +304,63 @@ fn static_binary_runs_in_an_empty_root() {
     // Nothing else is in that root: no libc, no loader.
     let entries = std::fs::read_dir(&root).expect("read").count();
     assert_eq!(entries, 1);
+}
+
+/// A value that is not UTF-8 is never read as unset: in election mode every variable we read
+/// (ours, the in-cluster ones, `RUST_LOG`) is exit 78 with one line naming it and showing the
+/// bytes escaped, before any request or child; `ENABLED` with such a value enables election.
+#[test]
+fn non_utf8_values_are_one_line_exit_78_and_enabled_still_enables() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = TempDir::new("cli-nonutf8");
+    let marker = dir.join("cmd-ran");
+    let bad = OsStr::from_bytes(b"x\xff");
+    let election = |api: &RecordingApi| {
+        let mut cmd = bin();
+        cmd.args(["touch", marker.to_str().expect("utf-8 path")])
+            .env("K8S_AWAIT_ELECTION_ENABLED", "1")
+            .env("K8S_AWAIT_ELECTION_LOCK_NAME", "lock")
+            .env("K8S_AWAIT_ELECTION_LOCK_NAMESPACE", "default")
+            .env("K8S_AWAIT_ELECTION_IDENTITY", "pod-0")
+            .env("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+            .env("KUBERNETES_SERVICE_PORT", api.port().to_string())
+            .env("K8S_AWAIT_ELECTION_SERVICEACCOUNT_DIR", dir.path());
+        cmd
+    };
+    let mut names: Vec<&str> = k8s_await_election::config::VARIABLES
+        .iter()
+        .map(|v| v.name)
+        .filter(|n| *n != "K8S_AWAIT_ELECTION_ENABLED")
+        .collect();
+    names.extend([
+        "KUBERNETES_SERVICE_HOST",
+        "KUBERNETES_SERVICE_PORT",
+        "K8S_AWAIT_ELECTION_SERVICEACCOUNT_DIR",
+        "RUST_LOG",
+    ]);
+    for name in names {
+        let api = RecordingApi::new();
+        let out = run(election(&api).env(name, bad));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{name}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{name}: expected one line, got {stderr}");
+        assert!(
+            lines[0].contains(&format!(r#"{name}="x\xff""#)) && lines[0].contains("UTF-8"),
+            "{name}: {stderr}"
+        );
+        assert!(!api.was_contacted(), "{name}: the API server was contacted");
+        assert!(!marker.exists(), "{name}: CMD ran");
+    }
+
+    // ENABLED=$'\xff' is non-empty: election mode (here: its missing lock name), not an exec.
+    let out = run(bin()
+        .args(["touch", marker.to_str().expect("utf-8 path")])
+        .env("K8S_AWAIT_ELECTION_ENABLED", OsStr::from_bytes(b"\xff")));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("K8S_AWAIT_ELECTION_LOCK_NAME"), "{stderr}");
+    assert!(!marker.exists(), "CMD ran without an election");
 }

@@ -25,5 +25,6 @@ mod safety;
 mod scratch_image;
 mod service_routing;
 mod start_safety;
+mod start_up;
 mod status;
 mod supervisor;

@@ -241,7 +241,15 @@ impl Lifecycle {
                         sig.name
                     ),
                 ));
-                self.leave(128 + sig.number, true, now, out)
+                // CMD never ran: waiting out a request in flight (up to half the renew
+                // deadline against an API server that does not answer) would only serve to
+                // release a lease won in the same instant, which then simply expires. Give
+                // the elector the time of a release, as client-go's cancelled context would.
+                out.push(Action::Tell(Message::Shutdown));
+                Phase::Exiting {
+                    code: 128 + sig.number,
+                    until: now + RELEASE_BUDGET,
+                }
             }
             (Leading, Input::Signal(sig)) => {
                 if sig.stop {
@@ -401,7 +409,7 @@ impl Lifecycle {
             (Exiting { code, until }, Input::Tick) if now >= until => {
                 out.push(log(
                     Level::Warn,
-                    "the lease was not released in time; others take over when it expires".into(),
+                    "the lease was not released in time (if we held it); others take over when it expires".into(),
                 ));
                 exit_with(code, out)
             }

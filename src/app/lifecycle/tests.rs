@@ -96,7 +96,7 @@ fn transitions() {
             ],
             next: Phase::Exiting {
                 code: 143,
-                until: t0 + secs(12),
+                until: t0 + secs(2),
             },
         },
         Case {
@@ -350,7 +350,7 @@ fn transitions() {
             at: secs(11),
             input: Input::Tick,
             actions: vec![
-                warn("the lease was not released in time; others take over when it expires"),
+                warn("the lease was not released in time (if we held it); others take over when it expires"),
                 Action::Exit(3),
             ],
             next: done(3),

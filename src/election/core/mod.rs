@@ -74,6 +74,20 @@ pub enum HolderChange {
 /// record we wrote but no longer recognize is only waited out like a foreign one.
 const WRITTEN_CAP: usize = 16;
 
+/// How long a candidate waits after a failed request: the jittered retry period, or what the
+/// server's `Retry-After` asks for if that is longer, but never more than one lease duration
+/// (a holder's lease can expire within that; a 600 s `Retry-After` must not park us).
+pub fn backoff(
+    jittered: Duration,
+    retry_after: Option<Duration>,
+    lease_duration: Duration,
+) -> Duration {
+    match retry_after {
+        None => jittered,
+        Some(asked) => asked.min(lease_duration).max(jittered),
+    }
+}
+
 /// The pure election state machine. Time is always an argument.
 #[derive(Debug, Clone)]
 pub struct Core {
@@ -199,8 +213,20 @@ impl Core {
         }
     }
 
-    /// The record's own duration; a missing or non-positive one counts as our configured
-    /// duration (the conservative choice: never take a lease earlier than we would expect).
+    /// The held lease we last saw carries a `leaseDurationSeconds` that is not a positive
+    /// int32 (read as ≤ 0, see [`LeaseSpec::lease_duration_seconds`]): that value, for a
+    /// warning. Its holder is then waited for as long as our own lease duration.
+    pub fn invalid_duration(&self) -> Option<i32> {
+        let spec = &self.lease()?.spec;
+        spec.holder()?;
+        spec.lease_duration_seconds.filter(|s| *s <= 0)
+    }
+
+    /// The record's own duration; a missing or invalid one (≤ 0, or not an int32) counts as
+    /// our configured duration: the conservative choice, never taking a lease earlier than we
+    /// would expect. (client-go reads a missing one as 0 and, like any value ≤ 0, as expired
+    /// at once; one outside the int32 range fails its read. The API server refuses to store
+    /// a value ≤ 0.)
     fn record_duration(&self, spec: &LeaseSpec) -> Duration {
         match spec.lease_duration_seconds {
             Some(s) if s > 0 => Duration::from_secs(s as u64),

@@ -437,3 +437,62 @@ fn only_a_record_this_process_wrote_is_renewed_or_released() {
     c.observe(Some(first), t0);
     assert!(!c.we_hold());
 }
+
+#[test]
+fn retry_after_is_honoured_up_to_one_lease_duration() {
+    let s = Duration::from_secs;
+    let ms = Duration::from_millis;
+    let lease = s(4);
+    // (jittered retry, Retry-After, wait)
+    let table = [
+        (ms(1500), None, ms(1500)),
+        (ms(1500), Some(s(0)), ms(1500)),
+        (ms(1500), Some(s(3)), s(3)),
+        (ms(1500), Some(s(4)), s(4)),
+        (ms(1500), Some(s(5)), s(4)),
+        (ms(1500), Some(s(600)), s(4)),
+        // A jittered wait above the lease duration is not cut (client-go's own wait).
+        (ms(4500), Some(s(600)), ms(4500)),
+    ];
+    for (jittered, asked, want) in table {
+        assert_eq!(
+            backoff(jittered, asked, lease),
+            want,
+            "{jittered:?} {asked:?}"
+        );
+    }
+}
+
+/// A `leaseDurationSeconds` that is not a positive int32 neither fails every read nor lets
+/// anyone take the lease early: the holder is waited for as long as our own lease duration.
+#[test]
+fn invalid_record_durations_fall_back_to_ours() {
+    for bad in ["0", "-1", "-2147483648", "2147483648", "4294967296", "1e30"] {
+        let text = format!(
+            r#"{{"metadata":{{"name":"lock","namespace":"ns","resourceVersion":"7"}},
+                "spec":{{"holderIdentity":"other","leaseDurationSeconds":{bad},
+                "renewTime":"2026-11-24T08:00:00.000000Z"}}}}"#
+        );
+        let l: Lease = serde_json::from_str(&text).expect(bad);
+        let mut c = Core::new(settings());
+        let t0 = Instant::now();
+        c.observe(Some(l), t0);
+        assert!(c.invalid_duration().is_some(), "{bad}");
+        assert_eq!(c.observed_duration(), Some(Duration::from_secs(4)), "{bad}");
+        assert_eq!(
+            c.candidate_step(t0, wall()),
+            Step::WaitUntil(t0 + Duration::from_secs(4)),
+            "{bad}"
+        );
+        let Step::Take(body) = c.candidate_step(t0 + Duration::from_secs(4), wall()) else {
+            panic!("{bad}: expected a take once our lease duration passed")
+        };
+        assert_eq!(body.spec.lease_duration_seconds, Some(4), "{bad}");
+    }
+    let mut c = Core::new(settings());
+    c.observe(
+        Some(lease("other", "2026-11-24T08:00:00.000000Z", "1")),
+        Instant::now(),
+    );
+    assert_eq!(c.invalid_duration(), None);
+}
