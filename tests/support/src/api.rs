@@ -498,6 +498,7 @@ fn prepare_for_create(obj: &mut Value) {
 fn create(shared: &Shared, kind: Kind, ns: &str, req: &Request) -> Result<Reply, ApiError> {
     let (mut obj, headers) = decode_body(kind, req)?;
     check_namespace(&obj, ns)?;
+    shared.lock().namespaces.admit_write(ns)?;
     let client_rv = rv_of(&obj).to_string();
     prepare_for_create(&mut obj);
     let errs = validate::validate(kind, &obj, None);
@@ -581,6 +582,8 @@ fn update(
             ));
         }
     }
+    // NamespaceLifecycle admission runs in the update's transform, after the preconditions.
+    g.namespaces.admit_write(ns)?;
     let Some(old) = existing else {
         prepare_for_create(&mut obj);
         meta_mut(&mut obj).remove("resourceVersion");

@@ -8,11 +8,12 @@
 //! connections, shared state), `api` (routing, auth, verbs), `watch` (watch streams),
 //! `store` (objects, resourceVersion, history), `schema` (wire decoding), `validate`
 //! (defaulting and validation), `selector` (label/field selectors), `status` (error bodies),
-//! `faults`, `timefmt`.
+//! `faults`, `timefmt`, `namespaces` (which exist; NamespaceLifecycle admission).
 
 mod api;
 mod faults;
 mod http;
+mod namespaces;
 mod schema;
 mod selector;
 mod server;
@@ -223,10 +224,29 @@ impl ApiServer {
                 }
             }
         }
+        g.namespaces.add(namespace);
         let stored = g.store.write(kind, namespace, obj);
         drop(g);
         self.shared.cond.notify_all();
         stored
+    }
+
+    /// Makes namespace `ns` exist: creates and updates in it are admitted from now on.
+    /// `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from the start, and
+    /// `put_object` declares the namespace it writes to.
+    pub fn add_namespace(&self, ns: &str) {
+        self.shared.lock().namespaces.add(ns);
+    }
+
+    /// Makes namespace `ns` not exist (its objects stay, unlike a real namespace deletion):
+    /// creates and updates in it get 404 `namespaces "ns" not found` from now on.
+    pub fn remove_namespace(&self, ns: &str) -> bool {
+        self.shared.lock().namespaces.remove(ns)
+    }
+
+    /// Whether namespace `ns` exists.
+    pub fn has_namespace(&self, ns: &str) -> bool {
+        self.shared.lock().namespaces.exists(ns)
     }
 
     /// Deletes an object (emitting DELETED); false if it did not exist.
