@@ -8,9 +8,10 @@
 //! connections, shared state), `api` (routing, auth, verbs), `watch` (watch streams),
 //! `store` (objects, resourceVersion, history), `schema` (wire decoding), `validate`
 //! (defaulting and validation), `selector` (label/field selectors), `status` (error bodies),
-//! `faults`, `timefmt`, `namespaces` (which exist; NamespaceLifecycle admission).
+//! `faults`, `timefmt`, `bookmarks` (when watches get one), `namespaces` (which exist; NamespaceLifecycle admission).
 
 mod api;
+mod bookmarks;
 mod faults;
 mod http;
 mod namespaces;
@@ -333,8 +334,16 @@ impl ApiServer {
         self.shared.lock().store.silence_watches();
     }
 
-    /// How often watches with `allowWatchBookmarks=true` get a BOOKMARK (default 60 s).
-    /// Applies to watches started afterwards.
+    /// Makes every open watch stream lose all its events from now on while it keeps sending
+    /// its BOOKMARKs (a watch broken somewhere between the store and us that still looks
+    /// alive). Watches started afterwards work normally.
+    pub fn drop_watch_events(&self) {
+        self.shared.lock().store.drop_watch_events();
+    }
+
+    /// How often watches with `allowWatchBookmarks=true` get a BOOKMARK (default 60 s, as
+    /// the watch cache does); besides, each such watch gets one 2 s before its
+    /// `timeoutSeconds` ends it. Applies to watches started afterwards.
     pub fn set_bookmark_interval(&self, d: Duration) {
         self.shared.lock().bookmark_interval = d;
     }

@@ -2,7 +2,7 @@
 //! starts with synthetic ADDED events (resourceVersion absent or "0") or the history after the
 //! given resourceVersion (410 ERROR event if compacted, 504 if it is in the future), then
 //! follows live changes filtered by label/field selectors (with ADDED/DELETED on selector
-//! transitions), sends BOOKMARKs if asked, and ends at `timeoutSeconds`, on
+//! transitions), sends BOOKMARKs if asked (scheduled by `bookmarks.rs`), and ends at `timeoutSeconds`, on
 //! `finish_watches` (cleanly) or on `end_watches`/drop (connection dropped). After
 //! `silence_watches` a stream says nothing more and never ends by itself (a half-open
 //! connection).
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::api::Outcome;
+use crate::bookmarks::next_bookmark;
 use crate::http;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::server::{Shared, Tls};
@@ -182,7 +183,15 @@ pub fn serve(
         }
     }
     let deadline = Instant::now() + plan.timeout;
-    let mut next_bookmark = Instant::now() + bookmark_interval;
+    let schedule = |now| {
+        if plan.bookmarks {
+            next_bookmark(now, bookmark_interval, deadline)
+        } else {
+            None
+        }
+    };
+    let mut bookmark_at = schedule(Instant::now());
+    let mut dropping = false;
     loop {
         if shared.is_shutdown() {
             return Outcome::Abort;
@@ -191,13 +200,11 @@ pub fn serve(
         if now >= deadline {
             return end(http::finish_chunked(tls).is_ok(), keep_alive);
         }
-        let mut wake = deadline;
-        if plan.bookmarks {
-            wake = wake.min(next_bookmark);
-        }
+        let wake = bookmark_at.map_or(deadline, |b| b.min(deadline));
         match rx.recv_timeout(wake.saturating_duration_since(now)) {
+            Ok(WatchMsg::DropEvents) => dropping = true,
             Ok(WatchMsg::Event(ev)) => {
-                if !write_event(tls, &plan, &ev) {
+                if !dropping && !write_event(tls, &plan, &ev) {
                     return Outcome::Abort;
                 }
             }
@@ -209,7 +216,7 @@ pub fn serve(
             }
             Ok(WatchMsg::Silence) => return hold_silently(shared, &rx),
             Err(RecvTimeoutError::Timeout) => {
-                if plan.bookmarks && Instant::now() >= next_bookmark {
+                if bookmark_at.is_some_and(|b| Instant::now() >= b) {
                     // Drain under the lock so the bookmark rv covers everything sent.
                     let (pending, rv) = {
                         let g = shared.lock();
@@ -218,8 +225,9 @@ pub fn serve(
                     };
                     for m in pending {
                         match m {
+                            WatchMsg::DropEvents => dropping = true,
                             WatchMsg::Event(ev) => {
-                                if !write_event(tls, &plan, &ev) {
+                                if !dropping && !write_event(tls, &plan, &ev) {
                                     return Outcome::Abort;
                                 }
                             }
@@ -233,7 +241,7 @@ pub fn serve(
                     if http::write_chunk(tls, &bookmark(plan.kind, rv)).is_err() {
                         return Outcome::Abort;
                     }
-                    next_bookmark = Instant::now() + bookmark_interval;
+                    bookmark_at = schedule(Instant::now());
                 }
             }
         }

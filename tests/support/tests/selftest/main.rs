@@ -6,6 +6,7 @@ mod client;
 
 mod auth;
 mod binary;
+mod bookmarks;
 mod crud;
 mod faults;
 mod namespaces;
