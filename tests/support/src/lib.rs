@@ -8,10 +8,11 @@
 //! connections, shared state), `api` (routing, auth, verbs), `watch` (watch streams),
 //! `store` (objects, resourceVersion, history), `schema` (wire decoding), `validate`
 //! (defaulting and validation), `selector` (label/field selectors), `status` (error bodies),
-//! `faults`, `timefmt`, `bookmarks` (when watches get one), `namespaces` (which exist; NamespaceLifecycle admission).
+//! `discovery` (what kubectl reads first), `table` (Tables for kubectl), `faults`, `timefmt`, `bookmarks` (when watches get one), `namespaces` (which exist; NamespaceLifecycle admission).
 
 mod api;
 mod bookmarks;
+mod discovery;
 mod faults;
 mod http;
 mod namespaces;
@@ -20,6 +21,7 @@ mod selector;
 mod server;
 mod status;
 mod store;
+mod table;
 mod timefmt;
 mod tls;
 mod validate;

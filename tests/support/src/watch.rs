@@ -7,6 +7,7 @@
 //! `silence_watches` a stream says nothing more and never ends by itself (a half-open
 //! connection).
 
+use std::cell::Cell;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::server::{Shared, Tls};
 use crate::status::{ApiError, Kind};
 use crate::store::{with_type_meta, Event, EventType, WatchMsg};
+use crate::table::TableRequest;
 use crate::LoggedRequest;
 
 /// How long a watch from a future resourceVersion waits for the store to catch up.
@@ -35,9 +37,28 @@ pub struct WatchPlan {
     pub timeout: Duration,
     pub bookmarks: bool,
     pub headers: Vec<(String, String)>,
+    /// Send each event's object as a one-row Table (the client's Accept asked for Tables).
+    pub table: Option<TableRequest>,
+    /// The first Table has been sent: later ones carry no column definitions.
+    pub table_headers_sent: Cell<bool>,
 }
 
 impl WatchPlan {
+    /// The object as this watcher gets it: itself, or a one-row Table (with the column
+    /// definitions only in the first one, as the apiserver's watch encoder does).
+    fn present(&self, obj: Value) -> Value {
+        match self.table {
+            Some(t) => {
+                let mut table = crate::table::single(self.kind, t, &obj);
+                if self.table_headers_sent.replace(true) {
+                    table["columnDefinitions"] = Value::Null;
+                }
+                table
+            }
+            None => obj,
+        }
+    }
+
     fn matches(&self, obj: &Value) -> bool {
         self.labels.matches(obj) && self.fields.matches(obj)
     }
@@ -144,14 +165,14 @@ pub fn serve(
                 .list(plan.kind, &plan.namespace)
                 .into_iter()
                 .filter(|o| plan.matches(o))
-                .map(|o| line("ADDED", with_type_meta(plan.kind, o.clone())))
+                .map(|o| line("ADDED", plan.present(with_type_meta(plan.kind, o.clone()))))
                 .collect(),
         ),
         Some(rv) => match g.store.events_since(rv) {
             Ok(evs) => Start::Stream(
                 evs.iter()
                     .filter_map(|e| plan.translate(e))
-                    .map(|(t, o)| line(t.as_str(), o))
+                    .map(|(t, o)| line(t.as_str(), plan.present(o)))
                     .collect(),
             ),
             Err(floor) => Start::Expired(format!("too old resource version: {rv} ({floor})")),
@@ -262,7 +283,7 @@ fn hold_silently(shared: &Shared, rx: &mpsc::Receiver<WatchMsg>) -> Outcome {
 
 fn write_event(tls: &mut Tls, plan: &WatchPlan, ev: &Arc<Event>) -> bool {
     match plan.translate(ev) {
-        Some((t, o)) => http::write_chunk(tls, &line(t.as_str(), o)).is_ok(),
+        Some((t, o)) => http::write_chunk(tls, &line(t.as_str(), plan.present(o))).is_ok(),
         None => true,
     }
 }

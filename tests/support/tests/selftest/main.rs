@@ -8,6 +8,7 @@ mod auth;
 mod binary;
 mod bookmarks;
 mod crud;
+mod discovery;
 mod faults;
 mod namespaces;
 mod validation;
