@@ -15,8 +15,14 @@
 #    which is about the lease duration,
 # 6. prints a timeline and a summary, and stops every process it started.
 #
+# The leader also points the Service `demo` at its (made-up) pod IP with an EndpointSlice, and
+# the demo writes a kubeconfig for the test API server: the kubectl command line it prints at
+# the start watches the Lease and the EndpointSlice live from another terminal, and at the end
+# it shows them with kubectl (when kubectl is installed).
+#
 # After the build, the demo itself takes about 15 seconds. Set DEMO_KEEP=1 to keep the logs
-# (their directory is printed at the end).
+# (their directory is printed at the end), DEMO_HOLD=SECONDS to keep everything running that
+# much longer at the end (to play with kubectl).
 set -euo pipefail
 
 # shellcheck source=scripts/lib.sh
@@ -26,6 +32,8 @@ LEASE=4 RENEW=3 RETRY=1
 LOCK=demo
 ELECTION_NAME=demo
 PODS=(pod-1 pod-2 pod-3)
+SERVICE=demo
+declare -A POD_IP=([pod-1]=10.0.0.1 [pod-2]=10.0.0.2 [pod-3]=10.0.0.3)
 
 # ms between two ns timestamps, with one decimal.
 ms_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 1e6 }'; }
@@ -50,8 +58,13 @@ note "$(grep '^static binary' "$work/build.log" || echo "binary: $BIN")"
 # --- API server ----------------------------------------------------------------------------
 
 say "starting the test API server"
-start_apiserver "$work" demo-token "${PODS[@]}"
+# One more token, for kubectl.
+start_apiserver "$work" demo-token "${PODS[@]}" kubectl
 note "https://127.0.0.1:$PORT (request log: one line per request, $work/requests.log)"
+write_kubeconfig "$work" kubectl
+kubectl_cmd="kubectl --kubeconfig $work/kubeconfig get lease,endpointslice"
+note "watch the Lease and the EndpointSlice live from another terminal (DEMO_HOLD=60 keeps it all up longer):"
+note "  $kubectl_cmd --watch"
 
 lease_url="https://127.0.0.1:$PORT/apis/coordination.k8s.io/v1/namespaces/$NS/leases/$LOCK"
 # The Lease as JSON, read with pod-1's token.
@@ -169,6 +182,12 @@ for pod in "${PODS[@]}"; do
 done
 
 n_requests=$(wc -l <"$work/requests.log")
+if command -v kubectl >/dev/null; then
+  say "the Lease and the EndpointSlice, as kubectl shows them ($kubectl_cmd)"
+  $kubectl_cmd 2>&1 | sed 's/^/    /' || note "(kubectl failed)"
+else
+  note "(kubectl is not installed: cannot show the Lease and the EndpointSlice with it)"
+fi
 # Never two CMDs at once: every start comes after the previous CMD stopped (or was killed).
 overlaps=$(overlaps "$work" | paste -sd ' ')
 if [[ -z $overlaps ]]; then
@@ -182,5 +201,10 @@ note "graceful hand-over:  $handover ms  ($leader SIGTERM -> $leader2 CMD runnin
 note "crash fail-over:     $failover ms after SIGKILL, $failover_renew ms after the last renewal (lease ${LEASE}s)"
 note "leader now:          $leader3; $single"
 note "API requests:        $n_requests in total from 3 replicas"
+if [[ -n ${DEMO_HOLD:-} ]]; then
+  require_numbers "$DEMO_HOLD"
+  say "holding for $DEMO_HOLD s (DEMO_HOLD): $kubectl_cmd --watch"
+  sleep "$DEMO_HOLD"
+fi
 say "done: stopping the replicas and the API server"
 [[ -z $overlaps ]] || die "two CMDs ran at once: the safety guarantee failed"

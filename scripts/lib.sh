@@ -159,11 +159,35 @@ start_apiserver() {
   done
 }
 
+# write_kubeconfig DIR ID: writes DIR/kubeconfig for kubectl: the API server at PORT, its CA
+# and the token of DIR/sa-ID, namespace NS.
+write_kubeconfig() {
+  local dir=$1 sa=$1/sa-$2
+  cat >"$dir/kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: test-apiserver
+  cluster:
+    server: https://127.0.0.1:$PORT
+    certificate-authority: $sa/ca.crt
+users:
+- name: $2
+  user:
+    tokenFile: $sa/token
+contexts:
+- name: test-apiserver
+  context: {cluster: test-apiserver, user: $2, namespace: $NS}
+current-context: test-apiserver
+EOF
+}
+
 # replica_env DIR ID LOCK [LEASE RENEW RETRY]: the environment of replica ID (for env -i) into
 # REPLICA_ENV: election on for Lease LOCK with the API server at PORT and the service-account
 # directory DIR/sa-ID, the timings if given (else the defaults; a 250ms kill margin when they
 # leave less than the default 2 s), K8S_AWAIT_ELECTION_NAME if
-# ELECTION_NAME is set, and for CMD: POD=ID and EVENTS=DIR/events (see CMD_SCRIPT).
+# ELECTION_NAME is set, service routing if SERVICE is set (see below), and for CMD: POD=ID and
+# EVENTS=DIR/events (see CMD_SCRIPT).
 replica_env() {
   local dir=$1 id=$2 lock=$3
   REPLICA_ENV=(
@@ -182,6 +206,12 @@ replica_env() {
     K8S_AWAIT_ELECTION_LEASE_DURATION="$4"
     K8S_AWAIT_ELECTION_RENEW_DEADLINE="$5"
     K8S_AWAIT_ELECTION_RETRY_PERIOD="$6"
+  )
+  # Service routing when SERVICE is set: the Service SERVICE pointed at POD_IP[ID] (port 8080).
+  [[ -z ${SERVICE:-} ]] || REPLICA_ENV+=(
+    K8S_AWAIT_ELECTION_SERVICE_NAME="$SERVICE"
+    K8S_AWAIT_ELECTION_POD_IP="${POD_IP[$id]}"
+    K8S_AWAIT_ELECTION_SERVICE_PORTS_JSON='[{"name":"http","port":8080}]'
   )
   # Short timings leave less than the default 2 s kill margin; the CMDs here are small shells.
   [[ -z ${4:-} ]] || (($4 - $5 >= 2)) || REPLICA_ENV+=(K8S_AWAIT_ELECTION_KILL_MARGIN=250ms)

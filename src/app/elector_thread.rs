@@ -59,6 +59,15 @@ pub(super) fn run(
                 elector.release(release_deadline());
                 return report(Report::Fatal(format!("cannot route the service: {e}")));
             }
+            Err(kube::Error::NamespaceNotFound { namespace, message }) => {
+                // Before CMD starts: give the lease back and say which variable is wrong.
+                elector.release(release_deadline());
+                return report(Report::Fatal(missing_namespace(
+                    config::SERVICE_NAMESPACE,
+                    &namespace,
+                    &message,
+                )));
+            }
             Err(e) => {
                 warn!(
                     "cannot point the service at this pod yet ({e}); retrying after each renewal"
@@ -122,9 +131,19 @@ impl LeaderHooks for Routing<'_> {
 
 fn fatal_message(e: &kube::Error) -> String {
     match e {
+        kube::Error::NamespaceNotFound { namespace, message } => {
+            missing_namespace(config::LOCK_NAMESPACE, namespace, message)
+        }
         kube::Error::Forbidden(_) => format!(
             "cannot take part in the election: {e} (grant get, create and update on leases.coordination.k8s.io to this pod's service account; see examples/rbac.yaml)"
         ),
         _ => format!("cannot take part in the election: {e}"),
     }
+}
+
+/// The one line for a namespace that does not exist, naming the variable that chose it.
+fn missing_namespace(variable: &str, namespace: &str, message: &str) -> String {
+    format!(
+        "{variable}={namespace:?}: the namespace {namespace:?} does not exist (the API server answered: {message}); create it or set {variable} to an existing namespace"
+    )
 }

@@ -240,7 +240,10 @@ impl Elector {
                 debug!("lost the race for the lease; reading it again");
                 self.core.invalidate();
             }
-            Err(e @ kube::Error::Forbidden(_)) => return ControlFlow::Break(Campaign::Fatal(e)),
+            // No retry fixes either: a missing permission or a namespace that does not exist.
+            Err(e @ (kube::Error::Forbidden(_) | kube::Error::NamespaceNotFound { .. })) => {
+                return ControlFlow::Break(Campaign::Fatal(e))
+            }
             Err(e) => {
                 warn!("cannot acquire the lease: {e}");
                 self.core.invalidate();

@@ -37,7 +37,7 @@ pub(super) struct WatchState {
     /// The resourceVersion to resume from.
     pub(super) resume_from: Option<String>,
     started_at: Option<Instant>,
-    /// When the running watch last told us anything (an event or a bookmark), or started.
+    /// When the running watch last brought an event (not a bookmark), or started.
     last_heard: Option<Instant>,
     /// When a watch last brought a changed Lease, and the gap before that one: the holder's
     /// renewal rhythm as we see it.
@@ -214,20 +214,24 @@ impl Elector {
                     return;
                 }
                 let at = Instant::now();
-                self.watch.last_heard = Some(at);
                 match *event {
                     WatchEvent::Added(l) | WatchEvent::Modified(l) => {
+                        self.watch.last_heard = Some(at);
                         if let Some(before) = self.watch.last_change.replace(at) {
                             self.watch.change_gap = Some(at.saturating_duration_since(before));
                         }
                         self.observe(Some(l), at)
                     }
                     WatchEvent::Deleted(l) => {
+                        self.watch.last_heard = Some(at);
                         if let Some(rv) = l.resource_version() {
                             self.watch.resume_from = Some(rv.to_string());
                         }
                         self.observe(None, at)
                     }
+                    // A bookmark only says where to resume: it is no change of the Lease
+                    // (the expiry clock runs on) and no sign that the watch delivers them
+                    // (the quiet-watch check runs on too).
                     WatchEvent::Bookmark { resource_version } => {
                         self.watch.resume_from = Some(resource_version)
                     }

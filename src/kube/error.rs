@@ -15,8 +15,16 @@ use serde::Deserialize;
 /// the `Status` object, or the start of the body when it is not a `Status`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
-    /// 404: the object (or its namespace) does not exist.
+    /// 404: the object does not exist.
     NotFound(String),
+    /// 404 on a create or update whose namespace does not exist (the NamespaceLifecycle
+    /// admission plugin's answer: a Status with `details.kind: namespaces`).
+    NamespaceNotFound {
+        /// The namespace that does not exist (`details.name`).
+        namespace: String,
+        /// The server's message (`namespaces "X" not found`).
+        message: String,
+    },
     /// 409 with reason `AlreadyExists`: a create (POST) of a name that exists.
     AlreadyExists(String),
     /// 409 (any other reason): an update carried a stale `metadata.resourceVersion`.
@@ -90,7 +98,7 @@ impl Error {
     /// The HTTP status code of an API error, if this error came from an HTTP response.
     pub fn status_code(&self) -> Option<u16> {
         match self {
-            Error::NotFound(_) => Some(404),
+            Error::NotFound(_) | Error::NamespaceNotFound { .. } => Some(404),
             Error::AlreadyExists(_) | Error::Conflict(_) => Some(409),
             Error::Unauthorized(_) => Some(401),
             Error::Forbidden(_) => Some(403),
@@ -116,6 +124,10 @@ impl Error {
         };
         match self {
             Error::NotFound(m) => Error::NotFound(r(m)),
+            Error::NamespaceNotFound { namespace, message } => Error::NamespaceNotFound {
+                namespace,
+                message: r(message),
+            },
             Error::AlreadyExists(m) => Error::AlreadyExists(r(m)),
             Error::Conflict(m) => Error::Conflict(r(m)),
             Error::Unauthorized(m) => Error::Unauthorized(r(m)),
@@ -155,6 +167,10 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::NotFound(m) => write!(f, "not found (HTTP 404): {m}"),
+            Error::NamespaceNotFound { namespace, message } => write!(
+                f,
+                "the namespace {namespace:?} does not exist (HTTP 404: {message})"
+            ),
             Error::AlreadyExists(m) => write!(f, "already exists (HTTP 409): {m}"),
             Error::Conflict(m) => write!(f, "conflict (HTTP 409): {m}"),
             Error::Unauthorized(m) => write!(
@@ -215,6 +231,31 @@ pub(crate) struct Status {
     pub reason: Option<String>,
     #[serde(default)]
     pub code: Option<u16>,
+    #[serde(default)]
+    pub details: Option<StatusDetails>,
+}
+
+/// `Status.details`: which object an error is about.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct StatusDetails {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+impl Status {
+    /// The namespace a 404 is about, when it is the namespace itself that is missing
+    /// (`details: {kind: "namespaces", name: X}` in the core group).
+    fn missing_namespace(&self) -> Option<&str> {
+        let d = self.details.as_ref()?;
+        let core = d.group.as_deref().unwrap_or("").is_empty();
+        (core && d.kind.as_deref() == Some("namespaces"))
+            .then(|| d.name.as_deref().filter(|n| !n.is_empty()))
+            .flatten()
+    }
 }
 
 /// Largest part of a non-`Status` error body quoted in a message.
@@ -263,7 +304,13 @@ pub(crate) fn from_status(
     match code {
         401 => Error::Unauthorized(message),
         403 => Error::Forbidden(message),
-        404 => Error::NotFound(message),
+        404 => match status.missing_namespace() {
+            Some(ns) => Error::NamespaceNotFound {
+                namespace: ns.to_string(),
+                message,
+            },
+            None => Error::NotFound(message),
+        },
         409 if reason == "AlreadyExists" => Error::AlreadyExists(message),
         409 => Error::Conflict(message),
         410 => Error::Gone(message),
@@ -353,6 +400,20 @@ mod tests {
         assert_eq!(
             nf,
             Error::NotFound(r#"leases.coordination.k8s.io "x" not found"#.into())
+        );
+        // NamespaceLifecycle's answer to a create in a missing namespace.
+        let body = serde_json::to_vec(&serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "namespaces \"nope\" not found", "reason": "NotFound",
+            "details": {"name": "nope", "kind": "namespaces"}, "code": 404
+        }))
+        .unwrap();
+        assert_eq!(
+            from_response(404, &body, None),
+            Error::NamespaceNotFound {
+                namespace: "nope".into(),
+                message: r#"namespaces "nope" not found"#.into()
+            }
         );
         assert!(matches!(
             from_response(409, &status_body(409, "AlreadyExists", "exists"), None),

@@ -21,6 +21,8 @@ mod cli;
 mod election;
 mod examples;
 mod kube_client;
+mod kubectl;
+mod namespaces;
 mod safety;
 mod scratch_image;
 mod service_routing;

@@ -2,6 +2,7 @@
 //! (lease 4 s, renew deadline 3 s, retry period 1 s).
 
 mod bad_duration;
+mod bookmarks;
 mod lifecycle;
 mod retry_after;
 mod takeover;

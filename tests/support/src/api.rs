@@ -13,6 +13,7 @@ use crate::selector::{FieldSelector, LabelSelector};
 use crate::server::{Shared, Tls};
 use crate::status::{self, ApiError, FieldError, Kind};
 use crate::store::{name_of, rv_of};
+use crate::table;
 use crate::validate;
 use crate::watch::{self, WatchPlan};
 use crate::LoggedRequest;
@@ -207,6 +208,11 @@ fn process(
         return Plan::Done(status::unauthorized().into());
     };
     let Some(route) = route else {
+        if req.method == "GET" {
+            if let Some(doc) = crate::discovery::document(&req.path, req.header("host")) {
+                return Plan::Done(Reply::ok(200, doc));
+            }
+        }
         return Plan::Done(status::no_such_path().into());
     };
     if watch_flag == Some(None) {
@@ -250,11 +256,21 @@ fn process(
             return Plan::Done(r);
         }
     }
+    let table = match table::request(
+        req.header("accept"),
+        req.query_param("includeObject").as_deref(),
+    ) {
+        Ok(t) => t,
+        Err(m) => return Plan::Done(status::bad_request(&m).into()),
+    };
     let result = match verb {
-        "get" => get(shared, kind, &ns, &name_str),
-        "list" => list(shared, kind, &ns, req),
+        "get" => get(shared, kind, &ns, &name_str).map(|r| as_table(kind, table, r)),
+        "list" => list(shared, kind, &ns, req).map(|r| as_table(kind, table, r)),
         "watch" => match watch_plan(kind, &ns, name.as_deref(), req, extra.clone()) {
-            Ok(p) => return Plan::Watch(p),
+            Ok(mut p) => {
+                p.table = table;
+                return Plan::Watch(p);
+            }
             Err(e) => Err(e),
         },
         "create" => create(shared, kind, &ns, req),
@@ -265,6 +281,16 @@ fn process(
     let mut reply = result.unwrap_or_else(Reply::from);
     reply.headers.extend(extra);
     Plan::Done(reply)
+}
+
+/// A 200 answer to a get or list as a Table, when the client asked for one.
+fn as_table(kind: Kind, table: Option<table::TableRequest>, mut reply: Reply) -> Reply {
+    if let Some(t) = table {
+        if reply.code == 200 {
+            reply.body = table::present(kind, t, &reply.body);
+        }
+    }
+    reply
 }
 
 fn accept_json(accept: &str) -> bool {
@@ -366,6 +392,8 @@ fn watch_plan(
         timeout,
         bookmarks,
         headers,
+        table: None,
+        table_headers_sent: Default::default(),
     })
 }
 
@@ -498,6 +526,7 @@ fn prepare_for_create(obj: &mut Value) {
 fn create(shared: &Shared, kind: Kind, ns: &str, req: &Request) -> Result<Reply, ApiError> {
     let (mut obj, headers) = decode_body(kind, req)?;
     check_namespace(&obj, ns)?;
+    shared.lock().namespaces.admit_write(ns)?;
     let client_rv = rv_of(&obj).to_string();
     prepare_for_create(&mut obj);
     let errs = validate::validate(kind, &obj, None);
@@ -581,6 +610,8 @@ fn update(
             ));
         }
     }
+    // NamespaceLifecycle admission runs in the update's transform, after the preconditions.
+    g.namespaces.admit_write(ns)?;
     let Some(old) = existing else {
         prepare_for_create(&mut obj);
         meta_mut(&mut obj).remove("resourceVersion");

@@ -8,16 +8,20 @@
 //! connections, shared state), `api` (routing, auth, verbs), `watch` (watch streams),
 //! `store` (objects, resourceVersion, history), `schema` (wire decoding), `validate`
 //! (defaulting and validation), `selector` (label/field selectors), `status` (error bodies),
-//! `faults`, `timefmt`.
+//! `discovery` (what kubectl reads first), `table` (Tables for kubectl), `faults`, `timefmt`, `bookmarks` (when watches get one), `namespaces` (which exist; NamespaceLifecycle admission).
 
 mod api;
+mod bookmarks;
+mod discovery;
 mod faults;
 mod http;
+mod namespaces;
 mod schema;
 mod selector;
 mod server;
 mod status;
 mod store;
+mod table;
 mod timefmt;
 mod tls;
 mod validate;
@@ -223,10 +227,29 @@ impl ApiServer {
                 }
             }
         }
+        g.namespaces.add(namespace);
         let stored = g.store.write(kind, namespace, obj);
         drop(g);
         self.shared.cond.notify_all();
         stored
+    }
+
+    /// Makes namespace `ns` exist: creates and updates in it are admitted from now on.
+    /// `default`, `kube-system`, `kube-public` and `kube-node-lease` exist from the start, and
+    /// `put_object` declares the namespace it writes to.
+    pub fn add_namespace(&self, ns: &str) {
+        self.shared.lock().namespaces.add(ns);
+    }
+
+    /// Makes namespace `ns` not exist (its objects stay, unlike a real namespace deletion):
+    /// creates and updates in it get 404 `namespaces "ns" not found` from now on.
+    pub fn remove_namespace(&self, ns: &str) -> bool {
+        self.shared.lock().namespaces.remove(ns)
+    }
+
+    /// Whether namespace `ns` exists.
+    pub fn has_namespace(&self, ns: &str) -> bool {
+        self.shared.lock().namespaces.exists(ns)
     }
 
     /// Deletes an object (emitting DELETED); false if it did not exist.
@@ -313,8 +336,16 @@ impl ApiServer {
         self.shared.lock().store.silence_watches();
     }
 
-    /// How often watches with `allowWatchBookmarks=true` get a BOOKMARK (default 60 s).
-    /// Applies to watches started afterwards.
+    /// Makes every open watch stream lose all its events from now on while it keeps sending
+    /// its BOOKMARKs (a watch broken somewhere between the store and us that still looks
+    /// alive). Watches started afterwards work normally.
+    pub fn drop_watch_events(&self) {
+        self.shared.lock().store.drop_watch_events();
+    }
+
+    /// How often watches with `allowWatchBookmarks=true` get a BOOKMARK (default 60 s, as
+    /// the watch cache does); besides, each such watch gets one 2 s before its
+    /// `timeoutSeconds` ends it. Applies to watches started afterwards.
     pub fn set_bookmark_interval(&self, d: Duration) {
         self.shared.lock().bookmark_interval = d;
     }

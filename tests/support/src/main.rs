@@ -1,6 +1,7 @@
 //! Standalone `test-apiserver` for demos and benchmarks:
-//! `test-apiserver --sa-dir DIR [--port N] [--token TOKEN]... [--namespace NS] [--request-log FILE] [--ipv6]`
-//! writes the service-account dir with the first token, prints `listening https://127.0.0.1:PORT`
+//! `test-apiserver --sa-dir DIR [--port N] [--token TOKEN]... [--namespace NS]... [--request-log FILE] [--ipv6]`
+//! writes the service-account dir with the first token (and the first namespace; every
+//! `--namespace` exists, besides `default` and the other built-in ones), prints `listening https://127.0.0.1:PORT`
 //! and serves until killed (or until stdin closes when `--exit-on-stdin-eof` is given).
 
 use std::io::{Read, Write};
@@ -9,13 +10,15 @@ use std::process::ExitCode;
 
 use test_apiserver::{ApiServer, Options};
 
-const USAGE: &str = "usage: test-apiserver --sa-dir DIR [--port N] [--token TOKEN]... [--namespace NS] [--request-log FILE] [--ipv6] [--exit-on-stdin-eof]";
+const USAGE: &str = "usage: test-apiserver --sa-dir DIR [--port N] [--token TOKEN]... [--namespace NS]... [--request-log FILE] [--ipv6] [--exit-on-stdin-eof]";
 
 struct Args {
     sa_dir: PathBuf,
     port: u16,
     tokens: Vec<String>,
     namespace: String,
+    /// Every `--namespace` (the first one is the service account's).
+    namespaces: Vec<String>,
     request_log: Option<PathBuf>,
     ipv6: bool,
     stdin_eof: bool,
@@ -25,7 +28,7 @@ fn parse_args() -> Result<Args, String> {
     let mut sa_dir = None;
     let mut port = 0u16;
     let mut tokens = Vec::new();
-    let mut namespace = "default".to_string();
+    let mut namespaces: Vec<String> = Vec::new();
     let mut request_log = None;
     let mut ipv6 = false;
     let mut stdin_eof = false;
@@ -40,7 +43,7 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|e| format!("--port: {e}"))?
             }
             "--token" => tokens.push(value("--token")?),
-            "--namespace" => namespace = value("--namespace")?,
+            "--namespace" => namespaces.push(value("--namespace")?),
             "--request-log" => request_log = Some(PathBuf::from(value("--request-log")?)),
             "--ipv6" => ipv6 = true,
             "--exit-on-stdin-eof" => stdin_eof = true,
@@ -52,11 +55,16 @@ fn parse_args() -> Result<Args, String> {
     if tokens.is_empty() {
         tokens.push("test-token".to_string());
     }
+    let namespace = namespaces
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "default".to_string());
     Ok(Args {
         sa_dir,
         port,
         tokens,
         namespace,
+        namespaces,
         request_log,
         ipv6,
         stdin_eof,
@@ -85,6 +93,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for ns in &args.namespaces {
+        server.add_namespace(ns);
+    }
     for (i, t) in args.tokens.iter().enumerate() {
         server.add_token(
             t,

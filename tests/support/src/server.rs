@@ -16,6 +16,7 @@ use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use crate::api::{self, Outcome};
 use crate::faults::{Fault, Faults};
 use crate::http::{self, ConnBuf, ReadError};
+use crate::namespaces::Namespaces;
 use crate::status;
 use crate::store::Store;
 use crate::LoggedRequest;
@@ -32,6 +33,8 @@ pub struct State {
     pub faults: Faults,
     pub log: Vec<LoggedRequest>,
     pub bookmark_interval: Duration,
+    /// The namespaces that exist (NamespaceLifecycle).
+    pub namespaces: Namespaces,
 }
 
 pub struct Shared {
@@ -57,6 +60,7 @@ impl Shared {
                 faults: Faults::default(),
                 log: Vec::new(),
                 bookmark_interval: Duration::from_secs(60),
+                namespaces: Namespaces::default(),
             }),
             cond: Condvar::new(),
             shutdown: AtomicBool::new(false),

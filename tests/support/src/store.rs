@@ -61,6 +61,9 @@ pub enum WatchMsg {
     /// Go quiet for good: send nothing more, not even the end of the stream, but keep the
     /// connection open until the server is dropped or `end_watches` (a half-open connection).
     Silence,
+    /// Lose every event from now on, but keep sending bookmarks (see
+    /// `ApiServer::drop_watch_events`).
+    DropEvents,
 }
 
 pub struct Store {
@@ -233,6 +236,12 @@ impl Store {
     /// so `end_watches` still drops their connections.
     pub fn silence_watches(&mut self) {
         self.watchers.retain(|w| w.send(WatchMsg::Silence).is_ok());
+    }
+
+    /// Makes every open watch stream lose its events (see [`WatchMsg::DropEvents`]).
+    pub fn drop_watch_events(&mut self) {
+        self.watchers
+            .retain(|w| w.send(WatchMsg::DropEvents).is_ok());
     }
 
     /// Ends every open watch stream.

@@ -2,11 +2,12 @@
 //! starts with synthetic ADDED events (resourceVersion absent or "0") or the history after the
 //! given resourceVersion (410 ERROR event if compacted, 504 if it is in the future), then
 //! follows live changes filtered by label/field selectors (with ADDED/DELETED on selector
-//! transitions), sends BOOKMARKs if asked, and ends at `timeoutSeconds`, on
+//! transitions), sends BOOKMARKs if asked (scheduled by `bookmarks.rs`), and ends at `timeoutSeconds`, on
 //! `finish_watches` (cleanly) or on `end_watches`/drop (connection dropped). After
 //! `silence_watches` a stream says nothing more and never ends by itself (a half-open
 //! connection).
 
+use std::cell::Cell;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,11 +15,13 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::api::Outcome;
+use crate::bookmarks::next_bookmark;
 use crate::http;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::server::{Shared, Tls};
 use crate::status::{ApiError, Kind};
 use crate::store::{with_type_meta, Event, EventType, WatchMsg};
+use crate::table::TableRequest;
 use crate::LoggedRequest;
 
 /// How long a watch from a future resourceVersion waits for the store to catch up.
@@ -34,9 +37,28 @@ pub struct WatchPlan {
     pub timeout: Duration,
     pub bookmarks: bool,
     pub headers: Vec<(String, String)>,
+    /// Send each event's object as a one-row Table (the client's Accept asked for Tables).
+    pub table: Option<TableRequest>,
+    /// The first Table has been sent: later ones carry no column definitions.
+    pub table_headers_sent: Cell<bool>,
 }
 
 impl WatchPlan {
+    /// The object as this watcher gets it: itself, or a one-row Table (with the column
+    /// definitions only in the first one, as the apiserver's watch encoder does).
+    fn present(&self, obj: Value) -> Value {
+        match self.table {
+            Some(t) => {
+                let mut table = crate::table::single(self.kind, t, &obj);
+                if self.table_headers_sent.replace(true) {
+                    table["columnDefinitions"] = Value::Null;
+                }
+                table
+            }
+            None => obj,
+        }
+    }
+
     fn matches(&self, obj: &Value) -> bool {
         self.labels.matches(obj) && self.fields.matches(obj)
     }
@@ -143,14 +165,14 @@ pub fn serve(
                 .list(plan.kind, &plan.namespace)
                 .into_iter()
                 .filter(|o| plan.matches(o))
-                .map(|o| line("ADDED", with_type_meta(plan.kind, o.clone())))
+                .map(|o| line("ADDED", plan.present(with_type_meta(plan.kind, o.clone()))))
                 .collect(),
         ),
         Some(rv) => match g.store.events_since(rv) {
             Ok(evs) => Start::Stream(
                 evs.iter()
                     .filter_map(|e| plan.translate(e))
-                    .map(|(t, o)| line(t.as_str(), o))
+                    .map(|(t, o)| line(t.as_str(), plan.present(o)))
                     .collect(),
             ),
             Err(floor) => Start::Expired(format!("too old resource version: {rv} ({floor})")),
@@ -182,7 +204,15 @@ pub fn serve(
         }
     }
     let deadline = Instant::now() + plan.timeout;
-    let mut next_bookmark = Instant::now() + bookmark_interval;
+    let schedule = |now| {
+        if plan.bookmarks {
+            next_bookmark(now, bookmark_interval, deadline)
+        } else {
+            None
+        }
+    };
+    let mut bookmark_at = schedule(Instant::now());
+    let mut dropping = false;
     loop {
         if shared.is_shutdown() {
             return Outcome::Abort;
@@ -191,13 +221,11 @@ pub fn serve(
         if now >= deadline {
             return end(http::finish_chunked(tls).is_ok(), keep_alive);
         }
-        let mut wake = deadline;
-        if plan.bookmarks {
-            wake = wake.min(next_bookmark);
-        }
+        let wake = bookmark_at.map_or(deadline, |b| b.min(deadline));
         match rx.recv_timeout(wake.saturating_duration_since(now)) {
+            Ok(WatchMsg::DropEvents) => dropping = true,
             Ok(WatchMsg::Event(ev)) => {
-                if !write_event(tls, &plan, &ev) {
+                if !dropping && !write_event(tls, &plan, &ev) {
                     return Outcome::Abort;
                 }
             }
@@ -209,7 +237,7 @@ pub fn serve(
             }
             Ok(WatchMsg::Silence) => return hold_silently(shared, &rx),
             Err(RecvTimeoutError::Timeout) => {
-                if plan.bookmarks && Instant::now() >= next_bookmark {
+                if bookmark_at.is_some_and(|b| Instant::now() >= b) {
                     // Drain under the lock so the bookmark rv covers everything sent.
                     let (pending, rv) = {
                         let g = shared.lock();
@@ -218,8 +246,9 @@ pub fn serve(
                     };
                     for m in pending {
                         match m {
+                            WatchMsg::DropEvents => dropping = true,
                             WatchMsg::Event(ev) => {
-                                if !write_event(tls, &plan, &ev) {
+                                if !dropping && !write_event(tls, &plan, &ev) {
                                     return Outcome::Abort;
                                 }
                             }
@@ -233,7 +262,7 @@ pub fn serve(
                     if http::write_chunk(tls, &bookmark(plan.kind, rv)).is_err() {
                         return Outcome::Abort;
                     }
-                    next_bookmark = Instant::now() + bookmark_interval;
+                    bookmark_at = schedule(Instant::now());
                 }
             }
         }
@@ -254,7 +283,7 @@ fn hold_silently(shared: &Shared, rx: &mpsc::Receiver<WatchMsg>) -> Outcome {
 
 fn write_event(tls: &mut Tls, plan: &WatchPlan, ev: &Arc<Event>) -> bool {
     match plan.translate(ev) {
-        Some((t, o)) => http::write_chunk(tls, &line(t.as_str(), o)).is_ok(),
+        Some((t, o)) => http::write_chunk(tls, &line(t.as_str(), plan.present(o))).is_ok(),
         None => true,
     }
 }

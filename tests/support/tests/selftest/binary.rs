@@ -18,6 +18,8 @@ fn binary_writes_sa_dir_prints_url_and_serves() {
             "t2",
             "--namespace",
             "demo",
+            "--namespace",
+            "team-b",
         ])
         .args([
             "--request-log",
@@ -49,9 +51,27 @@ fn binary_writes_sa_dir_prints_url_and_serves() {
     let path = "/apis/coordination.k8s.io/v1/namespaces/demo/leases";
     assert_eq!(c.request("GET", path, Some("t2"), None).code, 200);
     assert_eq!(c.request("GET", path, Some("nope"), None).code, 401);
+    // Every --namespace exists; other namespaces do not.
+    let lease = |ns: &str| {
+        serde_json::json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "l", "namespace": ns}, "spec": {}})
+    };
+    for (ns, code) in [
+        ("demo", 201),
+        ("team-b", 201),
+        ("default", 201),
+        ("other", 404),
+    ] {
+        let p = format!("/apis/coordination.k8s.io/v1/namespaces/{ns}/leases");
+        assert_eq!(
+            c.request("POST", &p, Some("t1"), Some(&lease(ns))).code,
+            code,
+            "{ns}"
+        );
+    }
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
-    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 2);
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 6);
     assert!(
         Command::new(env!("CARGO_BIN_EXE_test-apiserver"))
             .arg("--bogus")

@@ -6,7 +6,10 @@ mod client;
 
 mod auth;
 mod binary;
+mod bookmarks;
 mod crud;
+mod discovery;
 mod faults;
+mod namespaces;
 mod validation;
 mod watch;
