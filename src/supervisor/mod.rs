@@ -100,7 +100,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub use signals::{is_stop_signal, signal_name, Waker};
-pub use spawn::{exec, SpawnError};
+pub use spawn::{check_command, exec, SpawnError};
 
 use sys::{Pid, SigSet};
 
@@ -403,8 +403,9 @@ impl Supervisor {
 /// - file descriptors 0, 1 and 2 open: a closed one is opened on `/dev/null`. Otherwise the
 ///   first file or socket we open would take its number, and log lines meant for stderr
 ///   would go into, say, the API connection. Best effort: without `/dev/null` it stays closed.
-/// - SIGPIPE ignored, so a closed stdout or stderr is an `EPIPE` error, not our death (CMD
-///   gets it back at its default action: every disposition is reset before exec).
+/// - SIGPIPE ignored, so a closed stdout or stderr is an `EPIPE` error, not our death. Whether
+///   it was ignored already is remembered: the passthrough [`exec`] hands it back as it was;
+///   in election mode CMD gets every disposition at its default.
 pub fn init_process() {
     for fd in 0..3 {
         if sys::fd_is_closed(fd) {
@@ -417,8 +418,13 @@ pub fn init_process() {
             }
         }
     }
-    let _ = sys::ignore_signal(sys::SIGPIPE);
+    if let Ok(was_ignored) = sys::ignore_signal_was_ignored(sys::SIGPIPE) {
+        SIGPIPE_WAS_IGNORED.store(was_ignored, Ordering::Relaxed);
+    }
 }
+
+/// SIGPIPE was ignored when the process started (set by [`init_process`], read by [`exec`]).
+static SIGPIPE_WAS_IGNORED: AtomicBool = AtomicBool::new(false);
 
 /// True when this process is PID 1 (of its PID namespace).
 pub fn is_pid1() -> bool {

@@ -1,7 +1,7 @@
-//! Starting CMD: the fork/exec of [`Supervisor::spawn`] in election mode, the plain [`exec`] of
-//! passthrough mode, and [`SpawnError`] for a CMD that cannot be started. Both give CMD the
-//! clean process state of the parent module's docs; the code that runs between fork and exec
-//! lives in `sys`. `spawn` waits for the exec only until a deadline (a slow exec must not hold
+//! Starting CMD: the fork/exec of [`Supervisor::spawn`] in election mode (CMD gets the clean
+//! process state of the parent module's docs), the plain [`exec`] of passthrough mode (CMD
+//! keeps the state we inherited), [`check_command`] before an election, and [`SpawnError`] for
+//! a CMD that cannot be started. The code that runs between fork and exec lives in `sys`. `spawn` waits for the exec only until a deadline (a slow exec must not hold
 //! up the main thread's deadline checks), so it does the PATH search itself, before the fork.
 
 use crate::clock::BootInstant;
@@ -9,8 +9,7 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::sync::atomic::Ordering;
 
 use super::sys;
 use super::{Running, SignalTarget, Supervisor};
@@ -189,25 +188,73 @@ fn exec_paths(program: &OsStr, path: Option<&OsStr>) -> Vec<OsString> {
 }
 
 /// Passthrough mode (no election): replace this process with CMD, `execvp` style (`argv[0]`
-/// looked up in PATH); same PID, no fork. CMD gets the same clean signal state as in election
-/// mode (dispositions `SIG_DFL`, empty mask). Returns only on failure.
+/// looked up in PATH); same PID, no fork. CMD inherits the process state we were started with,
+/// as after a plain `execve`: ignored signals, the signal mask, stdio, environment (SIGPIPE,
+/// which [`init_process`](super::init_process) ignores, goes back to what it was). Returns
+/// only on failure.
 pub fn exec(argv: &[OsString]) -> SpawnError {
-    let Some((program, args)) = argv.split_first() else {
+    let Some(program) = argv.first() else {
         return SpawnError::Other(
             String::new(),
             io::Error::new(io::ErrorKind::InvalidInput, "empty command"),
         );
     };
-    let mut cmd = Command::new(program);
-    cmd.args(args);
-    // No fork: the setup runs in this process right before execvp, and sets no parent-death
-    // signal.
-    sys::on_exec_restore_clean_state(&mut cmd, false, None);
-    let err = cmd.exec();
-    // Still here: exec failed after our dispositions were reset. Ignore SIGPIPE so reporting
-    // the error cannot kill us on a closed pipe.
-    let _ = sys::ignore_signal(sys::SIGPIPE);
-    SpawnError::classify(program, err)
+    let path = std::env::var_os("PATH");
+    let paths = exec_paths(program, path.as_deref());
+    if paths.is_empty() {
+        return SpawnError::classify(program, io::Error::from_raw_os_error(sys::ENOENT));
+    }
+    let image = match sys::ExecImage::new(&paths, argv, std::env::vars_os()) {
+        Ok(image) => image,
+        Err(err) => return SpawnError::classify(program, err),
+    };
+    let restore_sigpipe = !super::SIGPIPE_WAS_IGNORED.load(Ordering::Relaxed);
+    SpawnError::classify(program, sys::exec_in_place(&image, restore_sigpipe))
+}
+
+/// Election mode, before anything else: can CMD be started at all? `argv[0]` is looked up like
+/// `execvp` would (the same PATH search as [`Supervisor::spawn`]): `NotFound` (127) when no
+/// candidate exists, `NotExecutable` (126) when one exists but is not an executable file (a
+/// directory, no execute permission, a `noexec` mount) and none is. Like tini, a CMD missing at
+/// start is an error even if it could appear later: better one clear line now than winning
+/// the election and failing then.
+pub fn check_command(argv: &[OsString]) -> Result<(), SpawnError> {
+    let Some(program) = argv.first() else {
+        return Err(SpawnError::Other(
+            String::new(),
+            io::Error::new(io::ErrorKind::InvalidInput, "empty command"),
+        ));
+    };
+    let fail = |errno| {
+        Err(SpawnError::classify(
+            program,
+            io::Error::from_raw_os_error(errno),
+        ))
+    };
+    let path = std::env::var_os("PATH");
+    let mut seen_eacces = false;
+    for candidate in exec_paths(program, path.as_deref()) {
+        match std::fs::metadata(&candidate) {
+            Ok(meta) if meta.is_file() => match sys::access_executable(&candidate) {
+                Ok(()) => return Ok(()),
+                Err(err) if err.raw_os_error() == Some(sys::EACCES) => seen_eacces = true,
+                Err(err) => return Err(SpawnError::classify(program, err)),
+            },
+            // A directory, a FIFO, a device: execve says EACCES.
+            Ok(_) => seen_eacces = true,
+            Err(err) => match err.raw_os_error() {
+                Some(sys::EACCES) => seen_eacces = true,
+                // Not there (or a path component is no directory): try the next.
+                Some(sys::ENOENT | sys::ENOTDIR) => {}
+                _ => return Err(SpawnError::classify(program, err)),
+            },
+        }
+    }
+    fail(if seen_eacces {
+        sys::EACCES
+    } else {
+        sys::ENOENT
+    })
 }
 
 #[cfg(test)]

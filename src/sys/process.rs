@@ -138,3 +138,12 @@ pub(crate) fn close(fd: i32) {
     // SAFETY: the caller owns `fd`; closing it affects no memory.
     unsafe { libc::close(fd) };
 }
+
+/// `access(path, X_OK)`: may we execute `path` (permissions, a `noexec` mount)? `EACCES` if not.
+pub(crate) fn access_executable(path: &std::ffi::OsStr) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the command"))?;
+    // SAFETY: a valid NUL-terminated path that outlives the call; access only reads it.
+    cvt(unsafe { libc::access(path.as_ptr(), libc::X_OK) }).map(drop)
+}

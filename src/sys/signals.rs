@@ -76,31 +76,45 @@ pub(crate) fn block(set: &SigSet) -> io::Result<()> {
     Ok(())
 }
 
+/// Set `sig`'s disposition; returns the previous handler.
 fn set_disposition(
     sig: libc::c_int,
     handler: libc::sighandler_t,
     flags: libc::c_int,
-) -> io::Result<()> {
+) -> io::Result<libc::sighandler_t> {
     // SAFETY: an all-zero sigaction is a valid value; we fill in the handler (SIG_DFL or
-    // SIG_IGN only, never a function), flags and an empty mask, and pass valid pointers.
+    // SIG_IGN only, never a function), flags and an empty mask, and pass valid pointers
+    // (`old` is written by the kernel).
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = handler;
         action.sa_flags = flags;
         libc::sigemptyset(&mut action.sa_mask);
-        cvt(libc::sigaction(sig, &action, std::ptr::null_mut())).map(drop)
+        let mut old: libc::sigaction = std::mem::zeroed();
+        cvt(libc::sigaction(sig, &action, &mut old))?;
+        Ok(old.sa_sigaction)
     }
 }
 
 /// Set `sig`'s disposition to `SIG_IGN`.
 pub(crate) fn ignore_signal(sig: i32) -> io::Result<()> {
-    set_disposition(sig, libc::SIG_IGN, 0)
+    set_disposition(sig, libc::SIG_IGN, 0).map(drop)
+}
+
+/// Set `sig`'s disposition to `SIG_IGN`; true when it was ignored already.
+pub(crate) fn ignore_signal_was_ignored(sig: i32) -> io::Result<bool> {
+    set_disposition(sig, libc::SIG_IGN, 0).map(|old| old == libc::SIG_IGN)
+}
+
+/// Set `sig`'s disposition to `SIG_DFL`.
+pub(crate) fn default_signal(sig: i32) -> io::Result<()> {
+    set_disposition(sig, libc::SIG_DFL, 0).map(drop)
 }
 
 /// Set SIGCHLD's disposition to `SIG_DFL` with `SA_NOCLDSTOP` (no SIGCHLD when a child is
 /// merely stopped or continued), and without `SA_NOCLDWAIT`: the kernel must not auto-reap.
 pub(crate) fn reset_sigchld() -> io::Result<()> {
-    set_disposition(libc::SIGCHLD, libc::SIG_DFL, libc::SA_NOCLDSTOP)
+    set_disposition(libc::SIGCHLD, libc::SIG_DFL, libc::SA_NOCLDSTOP).map(drop)
 }
 
 fn timespec(d: Duration) -> libc::timespec {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use test_apiserver::Fault;
 
 use super::{mode_tag, pid1_available, Mode, Rig, START};
+use crate::cluster::NS;
 use crate::procs::{self, children, send_signal};
 use crate::wait::{poll, wait_for};
 
@@ -80,6 +81,20 @@ fn cmd_not_found_is_127_and_not_executable_is_126() {
         126,
         "stderr:\n{}",
         rig.stderr()
+    );
+
+    // Found out before the election: the API server saw no request at all, and the error is
+    // one line.
+    assert_eq!(
+        rig.server.requests().len(),
+        0,
+        "requests: {:?}",
+        rig.server.requests()
+    );
+    assert_eq!(rig.stderr().lines().count(), 1, "stderr:\n{}", rig.stderr());
+    assert!(
+        rig.server.get_object("leases", NS, &rig.lock()).is_none(),
+        "no Lease was created"
     );
 }
 
