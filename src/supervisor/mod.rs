@@ -22,10 +22,14 @@
 //! **Signals we collect and hand to the caller** (who normally [`forward`](Supervisor::forward)s
 //! them to CMD): every catchable signal, including SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2,
 //! SIGTERM, SIGALRM, SIGWINCH, SIGCONT, SIGTSTP, SIGURG, SIGIO, SIGPWR, SIGXCPU, SIGXFSZ,
-//! SIGVTALRM, SIGPROF and the real-time signals — except:
-//! - the synchronous fault signals SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS:
-//!   the kernel raises them for *our* faults; blocking them would turn a crash into a hang, so
-//!   they keep their default action (a `kill -SEGV` from outside kills us, as with tini);
+//! SIGVTALRM, SIGPROF and the real-time signals, and also the fault signals SIGSEGV, SIGBUS,
+//! SIGILL, SIGFPE, SIGABRT, SIGTRAP and SIGSYS when a process *sent* them (`si_code` ≤ 0:
+//! kill(2), sigqueue(3), tgkill(2)), as dumb-init does. Blocking those does not turn a crash of
+//! ours into a hang: a real fault is *forced* on the faulting thread, and the kernel then
+//! unblocks the signal and resets it to its default action, so the process still dies by it
+//! (a unit test raises real faults with the mask installed); `abort()` unblocks SIGABRT itself.
+//! A fault signal the kernel raised without forcing it (`si_code` > 0, e.g. an advisory SIGBUS
+//! about a memory error) concerns us, not CMD: logged and ignored. Not collected:
 //! - SIGPIPE: *ignored* (by [`init_process`] at start-up, and again at install), so a closed
 //!   stderr or a reset connection is an `EPIPE` error, not our death; a SIGPIPE sent from
 //!   outside is therefore ignored, not forwarded;
@@ -208,8 +212,8 @@ impl fmt::Debug for Supervisor {
 
 impl Supervisor {
     /// Must be called on the main thread before any other thread exists: blocks every signal we
-    /// handle (all catchable ones except SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP,
-    /// SIGSYS, SIGPIPE, SIGTTIN, SIGTTOU), so threads spawned later inherit the mask and only
+    /// handle (all catchable ones except SIGPIPE, SIGTTIN, SIGTTOU; the fault signals too, see
+    /// the module docs), so threads spawned later inherit the mask and only
     /// the main thread takes them, via `sigtimedwait`. Ignores SIGPIPE, SIGTTIN and SIGTTOU,
     /// sets SIGCHLD to `SIG_DFL`, and, unless we are PID 1, becomes a child subreaper.
     ///

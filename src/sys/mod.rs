@@ -23,11 +23,15 @@ use std::time::Duration;
 pub(super) use exec::{
     exec_in_place, fork_exec, reap_child, ExecImage, ExecOutcome, ExecReport, DEFAULT_PATH,
 };
+#[cfg(test)]
+pub(super) use process::wait_status_of_forked;
 pub(super) use process::{
     access_executable, become_child_subreaper, close, exit_code_of, fd_is_closed, getpid,
     has_children, is_unreaped_child, on_main_thread, open_dev_null, pidfd_open, pidfd_send_signal,
     reap_one, term_signal_of,
 };
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(super) use signals::faults;
 pub(super) use signals::{
     block, ignore_signal, ignore_signal_was_ignored, kill, reset_sigchld, sigrtmax, sigrtmin,
     sigtimedwait, SigSet,

@@ -130,3 +130,59 @@ fn group_mode_signals_the_whole_process_group() {
     let context = run.context();
     assert_eq!(run.wait_exit(), 9, "{context}");
 }
+
+/// The signals the CPU raises for a fault, here sent by another process with kill(2).
+const FAULTS: [&str; 7] = ["ILL", "TRAP", "ABRT", "BUS", "FPE", "SEGV", "SYS"];
+
+/// CMD: trap every signal of FAULTS and log it; exit 5 once `$1.quit` exists.
+const FAULT_TRAP_SCRIPT: &str = r#"log=$1
+for s in ILL TRAP ABRT BUS FPE SEGV SYS; do trap "echo $s >> '$log'" "$s"; done
+echo ready >> "$log"
+while [ ! -e "$log.quit" ]; do sleep 0.05; done
+exit 5
+"#;
+
+/// dumb-init's behaviour: a fault signal *sent* to us (not raised by a fault of ours) is
+/// forwarded to CMD like any other; we keep running and exit with CMD's code.
+fn fault_signals_from_outside_forwarded(mode: Mode) {
+    let rig = Rig::new(&format!("fault-signals-{}", mode_tag(mode)));
+    let script = rig.script("trap.sh", FAULT_TRAP_SCRIPT);
+    let log = rig.path("signals.log");
+    let log_arg = log.to_string_lossy().into_owned();
+    let run = rig.spawn(mode, &["sh", &script, &log_arg]);
+    wait_for("CMD to start and set its traps", START, || {
+        (rig.read("signals.log").lines().next() == Some("ready")).then_some(())
+    });
+    let sup = run.supervisor_pid();
+    let mut want = vec!["ready"];
+    for sig in FAULTS {
+        send_signal(sup, sig);
+        want.push(sig);
+        let seen = poll(Duration::from_secs(10), || {
+            let text = rig.read("signals.log");
+            (lines(&text) == want).then_some(())
+        });
+        assert!(
+            seen.is_some(),
+            "SIG{sig} sent to the supervisor did not reach CMD: log {:?}, want {want:?}; {}",
+            rig.read("signals.log"),
+            run.context()
+        );
+    }
+    fs::write(format!("{log_arg}.quit"), "").expect("quit file");
+    let context = run.context();
+    assert_eq!(run.wait_exit(), 5, "{context}");
+    rig.assert_lease_released();
+}
+
+#[test]
+fn fault_signals_sent_from_outside_reach_cmd_as_subreaper() {
+    fault_signals_from_outside_forwarded(Mode::Subreaper);
+}
+
+#[test]
+fn fault_signals_sent_from_outside_reach_cmd_as_pid1() {
+    if pid1_available("fault_signals_sent_from_outside_reach_cmd_as_pid1") {
+        fault_signals_from_outside_forwarded(Mode::Pid1);
+    }
+}
