@@ -357,8 +357,8 @@ impl MainThread<'_> {
                     );
                 }
             }
-            Action::KillLeftovers { deadline } => {
-                self.sup.kill_leftovers(deadline);
+            Action::KillLeftovers { kill_at, reap_by } => {
+                self.sup.kill_leftovers(kill_at, reap_by);
                 return Outcome::FollowUp(Input::Reaped {
                     gone: self.sup.nothing_left(),
                 });

@@ -103,6 +103,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+pub use leftovers::LEFTOVER_GRACE;
 pub use signals::{is_stop_signal, signal_name, Waker};
 pub use spawn::{check_command, exec, SpawnError};
 
@@ -349,9 +350,10 @@ impl Supervisor {
     /// memory takes that long to free, about 75 ms per GiB; CMD then stays known and a later
     /// `wait` still reports it).
     ///
-    /// Once CMD is gone, whatever it left behind is killed too (until `hard_deadline`): in
-    /// `Group` mode its process group, and in both modes every descendant (see
-    /// [`kill_leftovers`](Self::kill_leftovers)), so nothing CMD started outlives a step-down.
+    /// Once CMD is gone, whatever it left behind is ended too (until `hard_deadline`): in
+    /// `Group` mode its process group, and in both modes every descendant, SIGTERM first and
+    /// SIGKILL no later than `kill_at` (see [`kill_leftovers`](Self::kill_leftovers)), so
+    /// nothing CMD started outlives a step-down.
     /// Whatever is still there at `hard_deadline` is for
     /// [`wait_until_nothing_left`](Self::wait_until_nothing_left).
     pub fn stop_child(
@@ -382,7 +384,7 @@ impl Supervisor {
             }
         };
         match exit {
-            Some(_) => self.kill_leftovers(hard_deadline),
+            Some(_) => self.kill_leftovers(kill_at, hard_deadline),
             None => self.overdue("CMD was not reaped after SIGKILL by the step-down deadline"),
         }
         exit
