@@ -41,12 +41,14 @@
 //!   back at their default action.
 //! - SIGKILL and SIGSTOP, which cannot be caught; SIGCHLD, which we consume ourselves (below).
 //!
-//! **Child vs group** ([`SignalTarget`]): by default (`Child`, like tini) a signal goes to
-//! CMD's pid only; CMD stays in our process group and is expected to pass signals on to its
-//! own children (a proper server does). `Group` (like dumb-init's default and `tini -g`) starts
-//! CMD in its own process group (`setpgid(0, 0)` in the child, and gives it the terminal if we
-//! had it) and signals `-pgid`, which reaches shell pipelines and helpers that CMD forgets to
-//! notify; on step-down the SIGKILL also goes to the whole group.
+//! **Process group and target** ([`SignalTarget`]): CMD always runs in its own process group
+//! (`setpgid(0, 0)` in the child and in the parent), which takes over the terminal's
+//! foreground when ours had it, as tini does: a Ctrl-C on a terminal then reaches CMD's group
+//! directly, once, and not us (in our group it would reach CMD a second time through our
+//! forwarding). By default (`Child`, like tini) a forwarded signal goes to CMD's pid only, and
+//! CMD is expected to pass signals on to its own children (a proper server does). `Group`
+//! (like dumb-init's default and `tini -g`) signals `-pgid`, which reaches shell pipelines and
+//! helpers that CMD forgets to notify; on step-down the SIGKILL also goes to the whole group.
 //!
 //! **Reaping**: unless we are PID 1 (which inherits every orphan of its PID namespace anyway) we
 //! become a child subreaper (`PR_SET_CHILD_SUBREAPER`), so descendants of CMD that lose their
@@ -112,10 +114,10 @@ use sys::{Pid, SigSet};
 /// Where forwarded signals go.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SignalTarget {
-    /// CMD's pid only (like tini). CMD stays in our process group.
+    /// CMD's pid only (like tini). CMD still runs in its own process group.
     #[default]
     Child,
-    /// CMD's process group: CMD runs in a new group (like dumb-init, `tini -g`).
+    /// CMD's process group, the one it was started in (like dumb-init, `tini -g`).
     Group,
 }
 

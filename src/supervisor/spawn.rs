@@ -78,7 +78,8 @@ impl std::error::Error for SpawnError {
 impl Supervisor {
     /// Start CMD (`argv[0]` looked up in PATH, like `execvp`) with a clean process state: every
     /// signal disposition `SIG_DFL`, an empty signal mask, inherited stdio and environment,
-    /// `PR_SET_PDEATHSIG = SIGKILL`, and in `Group` mode its own process group. Call from the
+    /// `PR_SET_PDEATHSIG = SIGKILL`, and its own process group (given the terminal's
+    /// foreground if ours had it, as tini does), in both signal-target modes. Call from the
     /// main thread (the parent-death signal is tied to the forking thread). At most one CMD at a
     /// time: spawning while one runs, or before its exit was reported, is an error.
     ///
@@ -112,8 +113,7 @@ impl Supervisor {
             return Err(fail(io::Error::from_raw_os_error(sys::ENOENT)));
         }
         let image = sys::ExecImage::new(&paths, argv, std::env::vars_os()).map_err(fail)?;
-        let group = self.target == SignalTarget::Group;
-        let (pid, report) = sys::fork_exec(&image, group, self.pid).map_err(fail)?;
+        let (pid, report) = sys::fork_exec(&image, self.pid).map_err(fail)?;
         // The report is awaited on the monotonic clock: the wait is short, and converted from
         // the boot-time deadline only now.
         let wait_until = deadline.map(|d| std::time::Instant::now() + d.remaining());
@@ -137,7 +137,7 @@ impl Supervisor {
             }
         };
         self.child = Some(Running { pid, exec });
-        if group {
+        if self.target == SignalTarget::Group {
             self.last_pgid = Some(pid);
         }
         log::info!("started CMD (pid {pid})");

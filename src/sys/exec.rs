@@ -188,17 +188,14 @@ impl ExecReport {
 }
 
 /// Start CMD: `fork(2)` from the calling thread; the child gives itself a clean process state
-/// (every disposition `SIG_DFL`, an empty mask; with `group`, a new process group that takes
-/// over the terminal if ours had it; `PR_SET_PDEATHSIG = SIGKILL`, given that `parent` is our pid),
+/// (every disposition `SIG_DFL`, an empty mask; its own process group, which takes over the
+/// terminal if ours had it, as tini does; `PR_SET_PDEATHSIG = SIGKILL`, given that `parent` is
+/// our pid),
 /// then `execve`s each of `image`'s paths in turn like `execvp` (a program without `#!` line
 /// runs under `/bin/sh`; `EACCES` wins over a later `ENOENT`), writing the `errno` to the
 /// report pipe and exiting with 127 if none works. Returns the child's pid and the pipe's read
 /// end. Call from the main thread (the parent-death signal is tied to the forking thread).
-pub(crate) fn fork_exec(
-    image: &ExecImage,
-    group: bool,
-    parent: Pid,
-) -> io::Result<(Pid, ExecReport)> {
+pub(crate) fn fork_exec(image: &ExecImage, parent: Pid) -> io::Result<(Pid, ExecReport)> {
     // Everything the child touches is made here, before the fork.
     let mut arrays = ExecArrays::of(image);
     let rtmax = libc::SIGRTMAX();
@@ -206,7 +203,7 @@ pub(crate) fn fork_exec(
     // Asked here, not in the child: we move the child to its group ourselves, so the child
     // may find itself there already.
     // SAFETY: tcgetpgrp and getpgrp only read process state.
-    let had_terminal = group && unsafe { libc::tcgetpgrp(0) == libc::getpgrp() };
+    let had_terminal = unsafe { libc::tcgetpgrp(0) == libc::getpgrp() };
     let mut fds = [-1; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 writes.
     cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
@@ -219,7 +216,6 @@ pub(crate) fn fork_exec(
     if pid == 0 {
         let child = ForkedChild {
             arrays: &mut arrays,
-            group,
             had_terminal,
             parent,
             rtmax,
@@ -230,19 +226,16 @@ pub(crate) fn fork_exec(
         unsafe { child.exec(write_end.as_raw_fd()) }
     }
     drop(write_end);
-    if group {
-        // Also from here, as shells do: the group must exist once we return, even if the
-        // child has not run yet (a step-down signals the group). EACCES once it has exec'd.
-        // SAFETY: setpgid on our own unreaped child has no memory-safety preconditions.
-        unsafe { libc::setpgid(pid, pid) };
-    }
+    // Also from here, as shells do: the group must exist once we return, even if the child has
+    // not run yet (a step-down may signal the group). EACCES once it has exec'd.
+    // SAFETY: setpgid on our own unreaped child has no memory-safety preconditions.
+    unsafe { libc::setpgid(pid, pid) };
     Ok((pid, ExecReport(read_end)))
 }
 
 /// What the forked child works with: pointers to memory made before the fork.
 struct ForkedChild<'a> {
     arrays: &'a mut ExecArrays,
-    group: bool,
     had_terminal: bool,
     parent: Pid,
     rtmax: libc::c_int,
@@ -270,17 +263,16 @@ impl ForkedChild<'_> {
 
     /// The process group (and terminal), then the rest of CMD's clean state.
     fn set_up(&self) -> io::Result<()> {
-        if self.group {
-            // SAFETY: setpgid, tcsetpgrp and getpid are async-signal-safe syscalls on our own
-            // process and fd 0.
-            unsafe {
-                cvt(libc::setpgid(0, 0))?;
-                if self.had_terminal {
-                    // Hand the terminal to CMD's new group, as tini -g does, or an interactive
-                    // CMD would be stopped by SIGTTIN on its first read. SIGTTOU is still
-                    // ignored here (inherited), so this cannot stop us. Best effort.
-                    libc::tcsetpgrp(0, libc::getpid());
-                }
+        // SAFETY: setpgid, tcsetpgrp and getpid are async-signal-safe syscalls on our own
+        // process and fd 0.
+        unsafe {
+            cvt(libc::setpgid(0, 0))?;
+            if self.had_terminal {
+                // Hand the terminal to CMD's new group, as tini does: a Ctrl-C then reaches
+                // CMD's group once, directly, and not us (who would forward it a second time),
+                // and an interactive CMD is not stopped by SIGTTIN on its first read. SIGTTOU
+                // is still ignored here (inherited), so this cannot stop us. Best effort.
+                libc::tcsetpgrp(0, libc::getpid());
             }
         }
         child_setup(self.parent, self.rtmax)
