@@ -225,14 +225,10 @@ pub fn check_command(argv: &[OsString]) -> Result<(), SpawnError> {
             io::Error::new(io::ErrorKind::InvalidInput, "empty command"),
         ));
     };
-    let fail = |errno| {
-        Err(SpawnError::classify(
-            program,
-            io::Error::from_raw_os_error(errno),
-        ))
-    };
     let path = std::env::var_os("PATH");
     let mut seen_eacces = false;
+    // As execvp: the last candidate's error, unless one of them was there but not executable.
+    let mut errno = sys::ENOENT;
     for candidate in exec_paths(program, path.as_deref()) {
         match std::fs::metadata(&candidate) {
             Ok(meta) if meta.is_file() => match sys::access_executable(&candidate) {
@@ -245,16 +241,16 @@ pub fn check_command(argv: &[OsString]) -> Result<(), SpawnError> {
             Err(err) => match err.raw_os_error() {
                 Some(sys::EACCES) => seen_eacces = true,
                 // Not there (or a path component is no directory): try the next.
-                Some(sys::ENOENT | sys::ENOTDIR) => {}
+                Some(e @ (sys::ENOENT | sys::ENOTDIR)) => errno = e,
                 _ => return Err(SpawnError::classify(program, err)),
             },
         }
     }
-    fail(if seen_eacces {
-        sys::EACCES
-    } else {
-        sys::ENOENT
-    })
+    let errno = if seen_eacces { sys::EACCES } else { errno };
+    Err(SpawnError::classify(
+        program,
+        io::Error::from_raw_os_error(errno),
+    ))
 }
 
 #[cfg(test)]
@@ -275,6 +271,28 @@ mod tests {
         assert_eq!(paths("sh", Some("")), ["sh"]);
         assert_eq!(paths("sh", None), ["/bin/sh", "/usr/bin/sh"]);
         assert!(paths("", Some("/a")).is_empty());
+    }
+
+    #[test]
+    fn check_command_finds_what_execve_would_refuse() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("k8s-ae-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = |name: &str, mode: u32| {
+            let path = dir.join(name);
+            std::fs::write(&path, "#!/bin/sh\n").expect("write");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            OsString::from(path)
+        };
+        let check = |program: OsString| check_command(&[program]).map_err(|e| e.exit_code());
+        assert_eq!(check(file("runs", 0o755)), Ok(()));
+        assert_eq!(check(file("plain", 0o644)), Err(126));
+        assert_eq!(check(dir.clone().into_os_string()), Err(126));
+        assert_eq!(check(dir.join("missing").into_os_string()), Err(127));
+        // A path through a regular file: ENOTDIR, 126 as when execve says so.
+        assert_eq!(check(dir.join("runs/x").into_os_string()), Err(126));
+        assert!(matches!(check_command(&[]), Err(SpawnError::Other(..))));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
