@@ -1,7 +1,8 @@
 //! Nothing CMD started may outlive our hold on the Lease. This file has the SIGKILL to CMD's
 //! whole process tree at the kill deadline, the ending of what CMD left behind once it is
-//! gone (SIGTERM, a short grace, SIGKILL), and the two questions the caller asks before releasing and before exiting:
-//! [`Supervisor::nothing_left`] and [`Supervisor::wait_until_nothing_left`].
+//! gone (SIGTERM, a short grace, SIGKILL), and the two questions the caller asks before
+//! releasing and before exiting: [`Supervisor::nothing_left`] and
+//! [`Supervisor::wait_until_nothing_left`].
 //!
 //! Everything CMD starts stays in our process tree: while its parent lives a process is a
 //! descendant of CMD, and once its parent dies it is re-parented to us (we are PID 1 or a
@@ -178,18 +179,14 @@ impl Supervisor {
     /// (`pgid`) and every descendant, then wait until they are gone (true) or `until` passes
     /// (false). False at once when we cannot look.
     fn term_leftovers(&mut self, pgid: Option<Pid>, until: BootInstant) -> bool {
+        // A member of CMD's group outside our tree (orphans escaped us when we could not
+        // become a subreaper) counts too: signal 0 finds out whether the group is empty.
+        let group_gone = || pgid.is_none_or(|g| sys::kill(-g, 0).is_err());
         self.reap();
         let left = match self.look() {
-            Look::Gone => {
-                if let Some(pgid) = pgid {
-                    // Nothing of ours is left; a member of the group outside our tree is
-                    // SIGKILLed as before, without a grace.
-                    return sys::kill(-pgid, 0).is_err();
-                }
-                return true;
-            }
+            Look::Gone if group_gone() => return true,
             Look::Left(left) => left,
-            Look::Unseen => Vec::new(),
+            Look::Gone | Look::Unseen => Vec::new(),
             Look::Blind => return false,
         };
         if let Some(pgid) = pgid {
@@ -207,7 +204,7 @@ impl Supervisor {
         }
         loop {
             self.reap();
-            if matches!(self.look(), Look::Gone) {
+            if matches!(self.look(), Look::Gone) && group_gone() {
                 log::info!("what CMD left behind exited after SIGTERM");
                 return true;
             }

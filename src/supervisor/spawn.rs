@@ -1,8 +1,10 @@
 //! Starting CMD: the fork/exec of [`Supervisor::spawn`] in election mode (CMD gets the clean
 //! process state of the parent module's docs), the plain [`exec`] of passthrough mode (CMD
 //! keeps the state we inherited), [`check_command`] before an election, and [`SpawnError`] for
-//! a CMD that cannot be started. The code that runs between fork and exec lives in `sys`. `spawn` waits for the exec only until a deadline (a slow exec must not hold
-//! up the main thread's deadline checks), so it does the PATH search itself, before the fork.
+//! a CMD that cannot be started. The code that runs between fork and exec lives in `sys`.
+//! `spawn` waits for the exec only until a deadline (a slow exec must not hold up the main
+//! thread's deadline checks), so it does the PATH search itself, before the fork; `exec` and
+//! `check_command` use the same search.
 
 use crate::clock::BootInstant;
 use std::ffi::{OsStr, OsString};

@@ -201,7 +201,11 @@ pub(crate) mod faults {
         // SAFETY: the load faults before it completes; the register it would write is
         // declared as clobbered output, no Rust value is read or written.
         unsafe {
-            std::arch::asm!("mov {tmp}, qword ptr [{addr}]", addr = in(reg) 0usize, tmp = out(reg) _)
+            std::arch::asm!(
+                "mov {tmp}, qword ptr [{addr}]",
+                addr = in(reg) 0usize,
+                tmp = out(reg) _,
+            )
         };
     }
 
