@@ -144,7 +144,13 @@ fn run_election(
     env: &dyn Fn(&str) -> Option<String>,
     log_queue: &mut LogQueue,
 ) -> i32 {
-    // Signals first: every thread started later inherits the blocked mask.
+    // A CMD that cannot be started is found out before any request (like tini): not after
+    // winning the election, with a Lease to release.
+    if let Err(e) = supervisor::check_command(&command) {
+        error!("{e}");
+        return e.exit_code();
+    }
+    // Signals next: every thread started later inherits the blocked mask.
     let target = match cfg.signal_target {
         SignalTarget::Child => supervisor::SignalTarget::Child,
         SignalTarget::Group => supervisor::SignalTarget::Group,
@@ -378,8 +384,8 @@ impl MainThread<'_> {
                     );
                 }
             }
-            Action::KillLeftovers { deadline } => {
-                self.sup.kill_leftovers(deadline);
+            Action::KillLeftovers { kill_at, reap_by } => {
+                self.sup.kill_leftovers(kill_at, reap_by);
                 return Outcome::FollowUp(Input::Reaped {
                     gone: self.sup.nothing_left(),
                 });

@@ -1,5 +1,5 @@
-//! SIGKILL to processes found by a `/proc` scan, without ever hitting a process that merely
-//! reused one of their pids.
+//! A signal (SIGTERM, SIGKILL) to processes found by a `/proc` scan, without ever hitting a
+//! process that merely reused one of their pids.
 //!
 //! A scan is a snapshot; by the time we signal, a process in it may have died, been reaped by
 //! its parent and had its pid handed to an unrelated process. So each process is first
@@ -30,11 +30,11 @@ enum Pin {
     Pid,
 }
 
-/// SIGKILL every process of `tree` (descendants of `root` from one scan, every parent before
+/// Send `sig` to every process of `tree` (descendants of `root` from one scan, every parent before
 /// its children, as `tree::descendants` returns them). `root` must stay alive meanwhile (it is
 /// us, or an unreaped child of ours). Returns the processes that were signalled; the others
 /// had ended, changed parent, or could not be pinned: a later scan finds them again.
-pub(super) fn kill_all(root: Pid, tree: &[ProcStat]) -> Vec<ProcStat> {
+pub(super) fn kill_all(root: Pid, tree: &[ProcStat], sig: i32) -> Vec<ProcStat> {
     let me = sys::getpid();
     let mut pinned: Vec<(ProcStat, Pin)> = Vec::with_capacity(tree.len());
     let mut index: HashMap<Pid, usize> = HashMap::with_capacity(tree.len());
@@ -63,14 +63,14 @@ pub(super) fn kill_all(root: Pid, tree: &[ProcStat]) -> Vec<ProcStat> {
     let mut killed = Vec::with_capacity(pinned.len());
     for (stat, pin) in &pinned {
         let sent = match pin {
-            Pin::Fd(fd) => sys::pidfd_send_signal(fd.as_fd(), sys::SIGKILL).is_ok(),
+            Pin::Fd(fd) => sys::pidfd_send_signal(fd.as_fd(), sig).is_ok(),
             Pin::Pid => {
                 let safe = if stat.ppid == me {
                     sys::is_unreaped_child(stat.pid)
                 } else {
                     tree::read_stat(stat.pid) == Some(*stat)
                 };
-                safe && sys::kill(stat.pid, sys::SIGKILL).is_ok()
+                safe && sys::kill(stat.pid, sig).is_ok()
             }
         };
         if sent {
@@ -124,7 +124,7 @@ mod tests {
             (tree.len() == 3).then_some(tree)
         });
         let bystander = tree::read_stat(me).expect("our own stat");
-        let killed = kill_all(root_pid, &tree);
+        let killed = kill_all(root_pid, &tree, sys::SIGKILL);
         assert_eq!(killed.len(), 3, "{killed:?} of {tree:?}");
         // All three die (the two sleeps are re-parented when the subshell dies; they are
         // zombies at worst), and then the root's `wait` returns.
@@ -165,11 +165,14 @@ mod tests {
             ppid: real.ppid + 1,
             ..real
         };
-        assert!(kill_all(me, &[wrong_start]).is_empty());
-        assert!(kill_all(wrong_parent.ppid, &[wrong_parent]).is_empty());
+        assert!(kill_all(me, &[wrong_start], sys::SIGKILL).is_empty());
+        assert!(kill_all(wrong_parent.ppid, &[wrong_parent], sys::SIGKILL).is_empty());
         assert_eq!(child.try_wait().ok().flatten(), None, "still running");
         child.kill().expect("kill");
         child.wait().expect("wait");
-        assert!(kill_all(me, &[real]).is_empty(), "reaped: nothing to kill");
+        assert!(
+            kill_all(me, &[real], sys::SIGKILL).is_empty(),
+            "reaped: nothing to kill"
+        );
     }
 }

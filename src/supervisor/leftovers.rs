@@ -1,7 +1,8 @@
 //! Nothing CMD started may outlive our hold on the Lease. This file has the SIGKILL to CMD's
-//! whole process tree at the kill deadline, the killing of what CMD left behind once it is
-//! gone, and the two questions the caller asks before releasing and before exiting:
-//! [`Supervisor::nothing_left`] and [`Supervisor::wait_until_nothing_left`].
+//! whole process tree at the kill deadline, the ending of what CMD left behind once it is
+//! gone (SIGTERM, a short grace, SIGKILL), and the two questions the caller asks before
+//! releasing and before exiting: [`Supervisor::nothing_left`] and
+//! [`Supervisor::wait_until_nothing_left`].
 //!
 //! Everything CMD starts stays in our process tree: while its parent lives a process is a
 //! descendant of CMD, and once its parent dies it is re-parented to us (we are PID 1 or a
@@ -24,6 +25,11 @@ use super::signals::signal_name;
 use super::sys::{self, Pid};
 use super::tree::{self, ProcStat};
 use super::{kill, Supervisor};
+
+/// How long what CMD left behind gets between SIGTERM and SIGKILL (less when the kill deadline
+/// comes first). Short: these are helpers CMD did not stop itself, and the Lease is held for
+/// them meanwhile (dumb-init leaves them running; tini leaves them to the kernel).
+pub const LEFTOVER_GRACE: Duration = Duration::from_secs(1);
 
 /// How often to look again while waiting for killed processes to be gone.
 const TICK: Duration = Duration::from_millis(50);
@@ -57,24 +63,32 @@ impl Supervisor {
         self.child.is_none() && self.leftovers_visible && matches!(self.look(), Look::Gone)
     }
 
-    /// After CMD has exited: SIGKILL what it left behind and reap it, until nothing is left or
-    /// `deadline` passes. In `Group` mode that is first CMD's process group; then, in both
-    /// modes, every descendant of ours — we start nothing but CMD, so these are CMD's
-    /// descendants, most of them adopted by us as PID 1 / subreaper — all at once, repeated
-    /// for whatever appears meanwhile. `stop_child` does this itself; call it before exiting
-    /// when CMD ended on its own. Does nothing while CMD runs.
+    /// After CMD has exited: end what it left behind and reap it, until nothing is left or
+    /// `reap_by` passes. First SIGTERM, as dumb-init does, so that helpers can clean up: in
+    /// `Group` mode to CMD's process group, and in both modes to every descendant of ours — we
+    /// start nothing but CMD, so these are CMD's descendants, most of them adopted by us as
+    /// PID 1 / subreaper. Then, once they are gone or at `min(now + LEFTOVER_GRACE, kill_at)`,
+    /// SIGKILL to all of them at once, repeated for whatever appears meanwhile (no SIGTERM
+    /// when `kill_at` has passed). `stop_child` does this itself; call it before exiting when
+    /// CMD ended on its own. Does nothing while CMD runs.
     ///
     /// Without a `/proc` of our PID namespace, only PID 1 can still do something
-    /// (`kill(-1, SIGKILL)`: every process of the namespace but us).
-    pub fn kill_leftovers(&mut self, deadline: BootInstant) {
-        self.note_deadline(deadline);
+    /// (`kill(-1, SIGKILL)`: every process of the namespace but us), with no grace.
+    pub fn kill_leftovers(&mut self, kill_at: BootInstant, reap_by: BootInstant) {
+        self.note_deadline(reap_by);
         if self.child.is_some() {
             return; // CMD still runs: nothing is a leftover yet
         }
-        if let Some(pgid) = self.last_pgid.take() {
-            // ESRCH (group empty) is expected. The pgid was CMD's pid, reaped moments ago; it
-            // can only be reused once no process holds it as pid or pgid *and* the pid space
-            // has wrapped around.
+        let pgid = self.last_pgid.take();
+        let term_until = kill_at.min(BootInstant::now() + LEFTOVER_GRACE);
+        if BootInstant::now() < term_until && self.term_leftovers(pgid, term_until) {
+            return;
+        }
+        let deadline = reap_by;
+        if let Some(pgid) = pgid {
+            // ESRCH (group empty) is expected. The pgid was CMD's pid, reaped moments ago (at
+            // most the grace before); it can only be reused once no process holds it as pid
+            // or pgid *and* the pid space has wrapped around.
             if sys::kill(-pgid, sys::SIGKILL).is_ok() {
                 log::info!("killed what was left of CMD's process group {pgid}");
             }
@@ -161,6 +175,46 @@ impl Supervisor {
         }
     }
 
+    /// The SIGTERM of [`kill_leftovers`](Self::kill_leftovers): to CMD's former process group
+    /// (`pgid`) and every descendant, then wait until they are gone (true) or `until` passes
+    /// (false). False at once when we cannot look.
+    fn term_leftovers(&mut self, pgid: Option<Pid>, until: BootInstant) -> bool {
+        // A member of CMD's group outside our tree (orphans escaped us when we could not
+        // become a subreaper) counts too: signal 0 finds out whether the group is empty.
+        let group_gone = || pgid.is_none_or(|g| sys::kill(-g, 0).is_err());
+        self.reap();
+        let left = match self.look() {
+            Look::Gone if group_gone() => return true,
+            Look::Left(left) => left,
+            Look::Gone | Look::Unseen => Vec::new(),
+            Look::Blind => return false,
+        };
+        if let Some(pgid) = pgid {
+            let _ = sys::kill(-pgid, sys::SIGTERM);
+        }
+        let hit = kill::kill_all(self.pid, &left, sys::SIGTERM);
+        if !hit.is_empty() {
+            let pids: Vec<Pid> = hit.iter().map(|s| s.pid).collect();
+            log::info!(
+                "sent SIGTERM to what CMD left behind: pids {pids:?}; SIGKILL in {} ms at most",
+                until
+                    .saturating_duration_since(BootInstant::now())
+                    .as_millis()
+            );
+        }
+        loop {
+            self.reap();
+            if matches!(self.look(), Look::Gone) && group_gone() {
+                log::info!("what CMD left behind exited after SIGTERM");
+                return true;
+            }
+            if BootInstant::now() >= until {
+                return false;
+            }
+            self.pause(until);
+        }
+    }
+
     /// SIGKILL CMD (its process group too in `Group` mode) and every process it started, all
     /// at once: scan `/proc`, pin and kill every descendant of ours, scan again until a scan
     /// finds nothing that was not killed yet (catching what was forked meanwhile).
@@ -181,7 +235,7 @@ impl Supervisor {
             if left.iter().all(|s| killed.contains(&(s.pid, s.start))) {
                 return;
             }
-            let hit = kill::kill_all(self.pid, &left);
+            let hit = kill::kill_all(self.pid, &left, sys::SIGKILL);
             killed.extend(hit.iter().map(|s| (s.pid, s.start)));
             // Name each process once, however often it is signalled again.
             let fresh: Vec<Pid> = hit

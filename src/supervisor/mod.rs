@@ -22,10 +22,14 @@
 //! **Signals we collect and hand to the caller** (who normally [`forward`](Supervisor::forward)s
 //! them to CMD): every catchable signal, including SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2,
 //! SIGTERM, SIGALRM, SIGWINCH, SIGCONT, SIGTSTP, SIGURG, SIGIO, SIGPWR, SIGXCPU, SIGXFSZ,
-//! SIGVTALRM, SIGPROF and the real-time signals — except:
-//! - the synchronous fault signals SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS:
-//!   the kernel raises them for *our* faults; blocking them would turn a crash into a hang, so
-//!   they keep their default action (a `kill -SEGV` from outside kills us, as with tini);
+//! SIGVTALRM, SIGPROF and the real-time signals, and also the fault signals SIGSEGV, SIGBUS,
+//! SIGILL, SIGFPE, SIGABRT, SIGTRAP and SIGSYS when a process *sent* them (`si_code` ≤ 0:
+//! kill(2), sigqueue(3), tgkill(2)), as dumb-init does. Blocking those does not turn a crash of
+//! ours into a hang: a real fault is *forced* on the faulting thread, and the kernel then
+//! unblocks the signal and resets it to its default action, so the process still dies by it
+//! (a unit test raises real faults with the mask installed); `abort()` unblocks SIGABRT itself.
+//! A fault signal the kernel raised without forcing it (`si_code` > 0, e.g. an advisory SIGBUS
+//! about a memory error) concerns us, not CMD: logged and ignored. Not collected:
 //! - SIGPIPE: *ignored* (by [`init_process`] at start-up, and again at install), so a closed
 //!   stderr or a reset connection is an `EPIPE` error, not our death; a SIGPIPE sent from
 //!   outside is therefore ignored, not forwarded;
@@ -37,12 +41,14 @@
 //!   back at their default action.
 //! - SIGKILL and SIGSTOP, which cannot be caught; SIGCHLD, which we consume ourselves (below).
 //!
-//! **Child vs group** ([`SignalTarget`]): by default (`Child`, like tini) a signal goes to
-//! CMD's pid only; CMD stays in our process group and is expected to pass signals on to its
-//! own children (a proper server does). `Group` (like dumb-init's default and `tini -g`) starts
-//! CMD in its own process group (`setpgid(0, 0)` in the child, and gives it the terminal if we
-//! had it) and signals `-pgid`, which reaches shell pipelines and helpers that CMD forgets to
-//! notify; on step-down the SIGKILL also goes to the whole group.
+//! **Process group and target** ([`SignalTarget`]): CMD always runs in its own process group
+//! (`setpgid(0, 0)` in the child and in the parent), which takes over the terminal's
+//! foreground when ours had it, as tini does: a Ctrl-C on a terminal then reaches CMD's group
+//! directly, once, and not us (in our group it would reach CMD a second time through our
+//! forwarding). By default (`Child`, like tini) a forwarded signal goes to CMD's pid only, and
+//! CMD is expected to pass signals on to its own children (a proper server does). `Group`
+//! (like dumb-init's default and `tini -g`) signals `-pgid`, which reaches shell pipelines and
+//! helpers that CMD forgets to notify; on step-down the SIGKILL also goes to the whole group.
 //!
 //! **Reaping**: unless we are PID 1 (which inherits every orphan of its PID namespace anyway) we
 //! become a child subreaper (`PR_SET_CHILD_SUBREAPER`), so descendants of CMD that lose their
@@ -99,18 +105,19 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+pub use leftovers::LEFTOVER_GRACE;
 pub use signals::{is_stop_signal, signal_name, Waker};
-pub use spawn::{exec, SpawnError};
+pub use spawn::{check_command, exec, SpawnError};
 
 use sys::{Pid, SigSet};
 
 /// Where forwarded signals go.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SignalTarget {
-    /// CMD's pid only (like tini). CMD stays in our process group.
+    /// CMD's pid only (like tini). CMD still runs in its own process group.
     #[default]
     Child,
-    /// CMD's process group: CMD runs in a new group (like dumb-init, `tini -g`).
+    /// CMD's process group, the one it was started in (like dumb-init, `tini -g`).
     Group,
 }
 
@@ -208,8 +215,8 @@ impl fmt::Debug for Supervisor {
 
 impl Supervisor {
     /// Must be called on the main thread before any other thread exists: blocks every signal we
-    /// handle (all catchable ones except SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP,
-    /// SIGSYS, SIGPIPE, SIGTTIN, SIGTTOU), so threads spawned later inherit the mask and only
+    /// handle (all catchable ones except SIGPIPE, SIGTTIN, SIGTTOU; the fault signals too, see
+    /// the module docs), so threads spawned later inherit the mask and only
     /// the main thread takes them, via `sigtimedwait`. Ignores SIGPIPE, SIGTTIN and SIGTTOU,
     /// sets SIGCHLD to `SIG_DFL`, and, unless we are PID 1, becomes a child subreaper.
     ///
@@ -345,9 +352,10 @@ impl Supervisor {
     /// memory takes that long to free, about 75 ms per GiB; CMD then stays known and a later
     /// `wait` still reports it).
     ///
-    /// Once CMD is gone, whatever it left behind is killed too (until `hard_deadline`): in
-    /// `Group` mode its process group, and in both modes every descendant (see
-    /// [`kill_leftovers`](Self::kill_leftovers)), so nothing CMD started outlives a step-down.
+    /// Once CMD is gone, whatever it left behind is ended too (until `hard_deadline`): in
+    /// `Group` mode its process group, and in both modes every descendant, SIGTERM first and
+    /// SIGKILL no later than `kill_at` (see [`kill_leftovers`](Self::kill_leftovers)), so
+    /// nothing CMD started outlives a step-down.
     /// Whatever is still there at `hard_deadline` is for
     /// [`wait_until_nothing_left`](Self::wait_until_nothing_left).
     pub fn stop_child(
@@ -378,7 +386,7 @@ impl Supervisor {
             }
         };
         match exit {
-            Some(_) => self.kill_leftovers(hard_deadline),
+            Some(_) => self.kill_leftovers(kill_at, hard_deadline),
             None => self.overdue("CMD was not reaped after SIGKILL by the step-down deadline"),
         }
         exit
@@ -403,8 +411,9 @@ impl Supervisor {
 /// - file descriptors 0, 1 and 2 open: a closed one is opened on `/dev/null`. Otherwise the
 ///   first file or socket we open would take its number, and log lines meant for stderr
 ///   would go into, say, the API connection. Best effort: without `/dev/null` it stays closed.
-/// - SIGPIPE ignored, so a closed stdout or stderr is an `EPIPE` error, not our death (CMD
-///   gets it back at its default action: every disposition is reset before exec).
+/// - SIGPIPE ignored, so a closed stdout or stderr is an `EPIPE` error, not our death. Whether
+///   it was ignored already is remembered: the passthrough [`exec`] hands it back as it was;
+///   in election mode CMD gets every disposition at its default.
 pub fn init_process() {
     for fd in 0..3 {
         if sys::fd_is_closed(fd) {
@@ -417,8 +426,13 @@ pub fn init_process() {
             }
         }
     }
-    let _ = sys::ignore_signal(sys::SIGPIPE);
+    if let Ok(was_ignored) = sys::ignore_signal_was_ignored(sys::SIGPIPE) {
+        SIGPIPE_WAS_IGNORED.store(was_ignored, Ordering::Relaxed);
+    }
 }
+
+/// SIGPIPE was ignored when the process started (set by [`init_process`], read by [`exec`]).
+static SIGPIPE_WAS_IGNORED: AtomicBool = AtomicBool::new(false);
 
 /// True when this process is PID 1 (of its PID namespace).
 pub fn is_pid1() -> bool {

@@ -14,7 +14,19 @@ use super::sys::{self, Pid, SigSet};
 use super::{SignalTarget, Supervisor};
 
 /// Signals we never block (see the module docs for why).
-const NOT_BLOCKED: [i32; 12] = [
+const NOT_BLOCKED: [i32; 5] = [
+    sys::SIGPIPE,
+    sys::SIGTTIN,
+    sys::SIGTTOU,
+    sys::SIGKILL,
+    sys::SIGSTOP,
+];
+
+/// The signals the CPU raises for a fault of the running code. Blocked like the others, so that
+/// one *sent* by another process is forwarded to CMD; a real fault still ends us, because the
+/// kernel unblocks the signal and resets it to its default action when it forces it onto the
+/// faulting thread.
+const FAULTS: [i32; 7] = [
     sys::SIGSEGV,
     sys::SIGBUS,
     sys::SIGILL,
@@ -22,11 +34,6 @@ const NOT_BLOCKED: [i32; 12] = [
     sys::SIGABRT,
     sys::SIGTRAP,
     sys::SIGSYS,
-    sys::SIGPIPE,
-    sys::SIGTTIN,
-    sys::SIGTTOU,
-    sys::SIGKILL,
-    sys::SIGSTOP,
 ];
 
 /// Block every signal we handle in the calling (main) thread, ignore SIGPIPE, SIGTTIN and
@@ -90,10 +97,23 @@ impl Supervisor {
         loop {
             let timeout = deadline.map(|d| d.remaining().min(WAIT_SLICE));
             match sys::sigtimedwait(&self.waited, timeout) {
-                Ok(Some((sig, sender))) => {
-                    if sig != sys::SIGCHLD {
-                        log::debug!("received {} from pid {sender}", signal_name(sig));
+                Ok(Some(got)) => {
+                    let sig = got.sig;
+                    if sig == sys::SIGCHLD {
+                        return Some(sig);
                     }
+                    if FAULTS.contains(&sig) && !got.sent_by_a_process() {
+                        // The kernel raised it for us but did not force it (a real fault would
+                        // have ended us): e.g. an advisory SIGBUS about a memory error. It is
+                        // about this process, not CMD's business.
+                        log::warn!(
+                            "ignoring {} raised by the kernel (si_code {})",
+                            signal_name(sig),
+                            got.code
+                        );
+                        continue;
+                    }
+                    log::debug!("received {} from pid {}", signal_name(sig), got.sender);
                     return Some(sig);
                 }
                 Ok(None) if deadline.is_some_and(|d| BootInstant::now() < d) => continue,
@@ -240,5 +260,35 @@ mod tests {
         assert_eq!(signal_name(sys::sigrtmin() + 2), "SIGRTMIN+2");
         assert_eq!(signal_name(0), "unknown signal");
         assert_eq!(signal_name(sys::sigrtmax() + 1), "unknown signal");
+    }
+
+    /// With our mask installed (fault signals blocked, so that ones sent from outside can be
+    /// forwarded), a real fault of our own code still ends the process by that signal: the
+    /// kernel unblocks a forced fault signal and applies its default action.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn a_real_fault_still_ends_the_process_with_the_mask_installed() {
+        use sys::faults;
+        let cases: [(fn(), i32); 5] = [
+            (faults::illegal_instruction, sys::SIGILL),
+            (faults::breakpoint, sys::SIGTRAP),
+            (faults::null_load, sys::SIGSEGV),
+            (faults::divide_by_zero, sys::SIGFPE),
+            (faults::abort, sys::SIGABRT),
+        ];
+        for (fault, sig) in cases {
+            let status = sys::wait_status_of_forked(&|| {
+                // Only raw syscalls: take_over is sigfillset/sigdelset/sigprocmask/sigaction.
+                if take_over().is_ok() {
+                    fault();
+                }
+            });
+            assert_eq!(
+                sys::term_signal_of(status),
+                Some(sig),
+                "{}: wait status {status:#x}",
+                signal_name(sig)
+            );
+        }
     }
 }

@@ -1,16 +1,17 @@
-//! Starting CMD: the fork/exec of [`Supervisor::spawn`] in election mode, the plain [`exec`] of
-//! passthrough mode, and [`SpawnError`] for a CMD that cannot be started. Both give CMD the
-//! clean process state of the parent module's docs; the code that runs between fork and exec
-//! lives in `sys`. `spawn` waits for the exec only until a deadline (a slow exec must not hold
-//! up the main thread's deadline checks), so it does the PATH search itself, before the fork.
+//! Starting CMD: the fork/exec of [`Supervisor::spawn`] in election mode (CMD gets the clean
+//! process state of the parent module's docs), the plain [`exec`] of passthrough mode (CMD
+//! keeps the state we inherited), [`check_command`] before an election, and [`SpawnError`] for
+//! a CMD that cannot be started. The code that runs between fork and exec lives in `sys`.
+//! `spawn` waits for the exec only until a deadline (a slow exec must not hold up the main
+//! thread's deadline checks), so it does the PATH search itself, before the fork; `exec` and
+//! `check_command` use the same search.
 
 use crate::clock::BootInstant;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::sync::atomic::Ordering;
 
 use super::sys;
 use super::{Running, SignalTarget, Supervisor};
@@ -79,7 +80,8 @@ impl std::error::Error for SpawnError {
 impl Supervisor {
     /// Start CMD (`argv[0]` looked up in PATH, like `execvp`) with a clean process state: every
     /// signal disposition `SIG_DFL`, an empty signal mask, inherited stdio and environment,
-    /// `PR_SET_PDEATHSIG = SIGKILL`, and in `Group` mode its own process group. Call from the
+    /// `PR_SET_PDEATHSIG = SIGKILL`, and its own process group (given the terminal's
+    /// foreground if ours had it, as tini does), in both signal-target modes. Call from the
     /// main thread (the parent-death signal is tied to the forking thread). At most one CMD at a
     /// time: spawning while one runs, or before its exit was reported, is an error.
     ///
@@ -113,8 +115,7 @@ impl Supervisor {
             return Err(fail(io::Error::from_raw_os_error(sys::ENOENT)));
         }
         let image = sys::ExecImage::new(&paths, argv, std::env::vars_os()).map_err(fail)?;
-        let group = self.target == SignalTarget::Group;
-        let (pid, report) = sys::fork_exec(&image, group, self.pid).map_err(fail)?;
+        let (pid, report) = sys::fork_exec(&image, self.pid).map_err(fail)?;
         // The report is awaited on the monotonic clock: the wait is short, and converted from
         // the boot-time deadline only now.
         let wait_until = deadline.map(|d| std::time::Instant::now() + d.remaining());
@@ -138,7 +139,7 @@ impl Supervisor {
             }
         };
         self.child = Some(Running { pid, exec });
-        if group {
+        if self.target == SignalTarget::Group {
             self.last_pgid = Some(pid);
         }
         log::info!("started CMD (pid {pid})");
@@ -189,25 +190,69 @@ fn exec_paths(program: &OsStr, path: Option<&OsStr>) -> Vec<OsString> {
 }
 
 /// Passthrough mode (no election): replace this process with CMD, `execvp` style (`argv[0]`
-/// looked up in PATH); same PID, no fork. CMD gets the same clean signal state as in election
-/// mode (dispositions `SIG_DFL`, empty mask). Returns only on failure.
+/// looked up in PATH); same PID, no fork. CMD inherits the process state we were started with,
+/// as after a plain `execve`: ignored signals, the signal mask, stdio, environment (SIGPIPE,
+/// which [`init_process`](super::init_process) ignores, goes back to what it was). Returns
+/// only on failure.
 pub fn exec(argv: &[OsString]) -> SpawnError {
-    let Some((program, args)) = argv.split_first() else {
+    let Some(program) = argv.first() else {
         return SpawnError::Other(
             String::new(),
             io::Error::new(io::ErrorKind::InvalidInput, "empty command"),
         );
     };
-    let mut cmd = Command::new(program);
-    cmd.args(args);
-    // No fork: the setup runs in this process right before execvp, and sets no parent-death
-    // signal.
-    sys::on_exec_restore_clean_state(&mut cmd, false, None);
-    let err = cmd.exec();
-    // Still here: exec failed after our dispositions were reset. Ignore SIGPIPE so reporting
-    // the error cannot kill us on a closed pipe.
-    let _ = sys::ignore_signal(sys::SIGPIPE);
-    SpawnError::classify(program, err)
+    let path = std::env::var_os("PATH");
+    let paths = exec_paths(program, path.as_deref());
+    if paths.is_empty() {
+        return SpawnError::classify(program, io::Error::from_raw_os_error(sys::ENOENT));
+    }
+    let image = match sys::ExecImage::new(&paths, argv, std::env::vars_os()) {
+        Ok(image) => image,
+        Err(err) => return SpawnError::classify(program, err),
+    };
+    let restore_sigpipe = !super::SIGPIPE_WAS_IGNORED.load(Ordering::Relaxed);
+    SpawnError::classify(program, sys::exec_in_place(&image, restore_sigpipe))
+}
+
+/// Election mode, before anything else: can CMD be started at all? `argv[0]` is looked up like
+/// `execvp` would (the same PATH search as [`Supervisor::spawn`]): `NotFound` (127) when no
+/// candidate exists, `NotExecutable` (126) when one exists but is not an executable file (a
+/// directory, no execute permission, a `noexec` mount) and none is. Like tini, a CMD missing at
+/// start is an error even if it could appear later: better one clear line now than winning
+/// the election and failing then.
+pub fn check_command(argv: &[OsString]) -> Result<(), SpawnError> {
+    let Some(program) = argv.first() else {
+        return Err(SpawnError::Other(
+            String::new(),
+            io::Error::new(io::ErrorKind::InvalidInput, "empty command"),
+        ));
+    };
+    let path = std::env::var_os("PATH");
+    let mut seen_eacces = false;
+    // As execvp: the last candidate's error, unless one of them was there but not executable.
+    let mut errno = sys::ENOENT;
+    for candidate in exec_paths(program, path.as_deref()) {
+        match std::fs::metadata(&candidate) {
+            Ok(meta) if meta.is_file() => match sys::access_executable(&candidate) {
+                Ok(()) => return Ok(()),
+                Err(err) if err.raw_os_error() == Some(sys::EACCES) => seen_eacces = true,
+                Err(err) => return Err(SpawnError::classify(program, err)),
+            },
+            // A directory, a FIFO, a device: execve says EACCES.
+            Ok(_) => seen_eacces = true,
+            Err(err) => match err.raw_os_error() {
+                Some(sys::EACCES) => seen_eacces = true,
+                // Not there (or a path component is no directory): try the next.
+                Some(e @ (sys::ENOENT | sys::ENOTDIR)) => errno = e,
+                _ => return Err(SpawnError::classify(program, err)),
+            },
+        }
+    }
+    let errno = if seen_eacces { sys::EACCES } else { errno };
+    Err(SpawnError::classify(
+        program,
+        io::Error::from_raw_os_error(errno),
+    ))
 }
 
 #[cfg(test)]
@@ -228,6 +273,28 @@ mod tests {
         assert_eq!(paths("sh", Some("")), ["sh"]);
         assert_eq!(paths("sh", None), ["/bin/sh", "/usr/bin/sh"]);
         assert!(paths("", Some("/a")).is_empty());
+    }
+
+    #[test]
+    fn check_command_finds_what_execve_would_refuse() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("k8s-ae-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = |name: &str, mode: u32| {
+            let path = dir.join(name);
+            std::fs::write(&path, "#!/bin/sh\n").expect("write");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            OsString::from(path)
+        };
+        let check = |program: OsString| check_command(&[program]).map_err(|e| e.exit_code());
+        assert_eq!(check(file("runs", 0o755)), Ok(()));
+        assert_eq!(check(file("plain", 0o644)), Err(126));
+        assert_eq!(check(dir.clone().into_os_string()), Err(126));
+        assert_eq!(check(dir.join("missing").into_os_string()), Err(127));
+        // A path through a regular file: ENOTDIR, 126 as when execve says so.
+        assert_eq!(check(dir.join("runs/x").into_os_string()), Err(126));
+        assert!(matches!(check_command(&[]), Err(SpawnError::Other(..))));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -4,70 +4,37 @@
 //!
 //! [`ExecImage`] is everything the child needs, made before the fork; [`fork_exec`] forks and
 //! execs it; [`ExecReport`] is the read end of the report pipe; [`reap_child`] reaps a child
-//! whose exec failed. [`on_exec_restore_clean_state`] gives a `Command` (the passthrough exec)
-//! the same clean process state. Between fork and exec: only async-signal-safe raw syscalls.
+//! whose exec failed. [`exec_in_place`] is the passthrough exec: the same PATH search in this
+//! process, without fork and without touching the inherited signal state. Between fork and
+//! exec: only async-signal-safe raw syscalls.
 
 use std::ffi::{CStr, CString, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 use std::time::Instant;
 
 use super::{cvt, Pid};
 
-/// Make `cmd` give the program it starts a clean process state right before exec: every
-/// signal disposition `SIG_DFL`, an empty signal mask; with `group`, a new process group (that
-/// takes over the terminal if ours had it); with `parent`, `PR_SET_PDEATHSIG = SIGKILL`
-/// (and exec fails if `parent` is no longer our parent by then). `parent` must be our pid,
-/// and the command spawned from the main thread; `None` for an exec without fork.
-pub(crate) fn on_exec_restore_clean_state(cmd: &mut Command, group: bool, parent: Option<Pid>) {
-    let parent = parent.unwrap_or(0);
-    let rtmax = libc::SIGRTMAX();
-    // SAFETY: the closure runs in the forked child before exec (or, with `Command::exec`, in
-    // this process right before execvp), where only async-signal-safe operations are allowed.
-    // `child_setup` only makes raw syscalls through libc (tcgetpgrp, getpgrp, setpgid,
-    // tcsetpgrp, getpid, prctl, getppid, rt_sigaction, sigemptyset, sigprocmask), captures only
-    // Copy values, and neither allocates nor takes locks; `io::Error::last_os_error` /
-    // `from_raw_os_error` do not allocate.
-    unsafe {
-        cmd.pre_exec(move || child_setup(group, parent, rtmax));
-    }
-}
-
-/// Runs in the forked child between fork and exec (or in this process right before a
-/// passthrough exec): only async-signal-safe raw syscalls, no allocation, no locks.
-fn child_setup(group: bool, parent: libc::pid_t, rtmax: libc::c_int) -> io::Result<()> {
+/// Runs in the forked child between fork and exec: only async-signal-safe raw syscalls, no
+/// allocation, no locks. The parent-death signal (given that `parent` is our parent's pid),
+/// every disposition `SIG_DFL`, an empty signal mask.
+fn child_setup(parent: libc::pid_t, rtmax: libc::c_int) -> io::Result<()> {
     // SAFETY: all calls are async-signal-safe libc wrappers over syscalls, given valid
-    // arguments (fd 0, our own pid/pgid, valid signal numbers, pointers to locals).
+    // arguments (our own pid, valid signal numbers, pointers to locals).
     unsafe {
-        if group {
-            // Is our parent's group in the foreground of a terminal on stdin? (-1/ENOTTY if
-            // stdin is not a tty.) Ask before leaving that group.
-            let had_terminal = libc::tcgetpgrp(0) == libc::getpgrp();
-            cvt(libc::setpgid(0, 0))?;
-            if had_terminal {
-                // Hand the terminal to CMD's new group, as tini -g does, or an interactive CMD
-                // would be stopped by SIGTTIN on its first read. SIGTTOU is still ignored here
-                // (inherited), so this cannot stop us. Best effort.
-                libc::tcsetpgrp(0, libc::getpid());
-            }
-        }
-        if parent != 0 {
-            // CMD must not outlive us. The parent-death signal fires when the forking *thread*
-            // exits, so spawn from the main thread. If the parent already died before prctl,
-            // we were re-parented: give up instead of running unsupervised.
-            cvt(libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-                0 as libc::c_ulong,
-            ))?;
-            if libc::getppid() != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
+        // CMD must not outlive us. The parent-death signal fires when the forking *thread*
+        // exits, so spawn from the main thread. If the parent already died before prctl, we
+        // were re-parented: give up instead of running unsupervised.
+        cvt(libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        ))?;
+        if libc::getppid() != parent {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
         }
         // Every disposition back to SIG_DFL: handlers are reset by exec anyway, but ignored
         // signals (ours: SIGPIPE, SIGTTIN, SIGTTOU; or inherited ones) survive exec. This uses
@@ -89,7 +56,7 @@ fn child_setup(group: bool, parent: libc::pid_t, rtmax: libc::c_int) -> io::Resu
                 );
             }
         }
-        // And an empty signal mask (std's Command inherits the parent's mask).
+        // And an empty signal mask (a forked child inherits ours, which blocks nearly all).
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         cvt(libc::sigprocmask(
@@ -220,34 +187,23 @@ impl ExecReport {
     }
 }
 
-/// Start CMD: `fork(2)` from the calling thread; the child gives itself the clean process
-/// state of [`on_exec_restore_clean_state`] (with `group`, a new process group that takes over
-/// the terminal if ours had it; `PR_SET_PDEATHSIG = SIGKILL`, given that `parent` is our pid),
+/// Start CMD: `fork(2)` from the calling thread; the child gives itself a clean process state
+/// (every disposition `SIG_DFL`, an empty mask; its own process group, which takes over the
+/// terminal if ours had it, as tini does; `PR_SET_PDEATHSIG = SIGKILL`, given that `parent` is
+/// our pid),
 /// then `execve`s each of `image`'s paths in turn like `execvp` (a program without `#!` line
 /// runs under `/bin/sh`; `EACCES` wins over a later `ENOENT`), writing the `errno` to the
 /// report pipe and exiting with 127 if none works. Returns the child's pid and the pipe's read
 /// end. Call from the main thread (the parent-death signal is tied to the forking thread).
-pub(crate) fn fork_exec(
-    image: &ExecImage,
-    group: bool,
-    parent: Pid,
-) -> io::Result<(Pid, ExecReport)> {
+pub(crate) fn fork_exec(image: &ExecImage, parent: Pid) -> io::Result<(Pid, ExecReport)> {
     // Everything the child touches is made here, before the fork.
-    let paths = c_array(image.paths.iter().map(CString::as_c_str));
-    let argv = c_array(image.argv.iter().map(CString::as_c_str));
-    let envp = c_array(image.envp.iter().map(CString::as_c_str));
-    // [SHELL, the path that gave ENOEXEC (set in the child), argv[1..]..., NULL].
-    let mut script_argv = c_array(
-        [SHELL, SHELL]
-            .into_iter()
-            .chain(image.argv.iter().skip(1).map(CString::as_c_str)),
-    );
+    let mut arrays = ExecArrays::of(image);
     let rtmax = libc::SIGRTMAX();
     // Is our group in the foreground of a terminal on stdin? (-1/ENOTTY if stdin is not a tty.)
     // Asked here, not in the child: we move the child to its group ourselves, so the child
     // may find itself there already.
     // SAFETY: tcgetpgrp and getpgrp only read process state.
-    let had_terminal = group && unsafe { libc::tcgetpgrp(0) == libc::getpgrp() };
+    let had_terminal = unsafe { libc::tcgetpgrp(0) == libc::getpgrp() };
     let mut fds = [-1; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 writes.
     cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
@@ -259,11 +215,7 @@ pub(crate) fn fork_exec(
     let pid = cvt(unsafe { libc::fork() })?;
     if pid == 0 {
         let child = ForkedChild {
-            paths: &paths,
-            argv: argv.as_ptr(),
-            envp: envp.as_ptr(),
-            script_argv: &mut script_argv,
-            group,
+            arrays: &mut arrays,
             had_terminal,
             parent,
             rtmax,
@@ -274,22 +226,16 @@ pub(crate) fn fork_exec(
         unsafe { child.exec(write_end.as_raw_fd()) }
     }
     drop(write_end);
-    if group {
-        // Also from here, as shells do: the group must exist once we return, even if the
-        // child has not run yet (a step-down signals the group). EACCES once it has exec'd.
-        // SAFETY: setpgid on our own unreaped child has no memory-safety preconditions.
-        unsafe { libc::setpgid(pid, pid) };
-    }
+    // Also from here, as shells do: the group must exist once we return, even if the child has
+    // not run yet (a step-down may signal the group). EACCES once it has exec'd.
+    // SAFETY: setpgid on our own unreaped child has no memory-safety preconditions.
+    unsafe { libc::setpgid(pid, pid) };
     Ok((pid, ExecReport(read_end)))
 }
 
 /// What the forked child works with: pointers to memory made before the fork.
 struct ForkedChild<'a> {
-    paths: &'a [*const libc::c_char],
-    argv: *const *const libc::c_char,
-    envp: *const *const libc::c_char,
-    script_argv: &'a mut [*const libc::c_char],
-    group: bool,
+    arrays: &'a mut ExecArrays,
     had_terminal: bool,
     parent: Pid,
     rtmax: libc::c_int,
@@ -303,7 +249,7 @@ impl ForkedChild<'_> {
     unsafe fn exec(self, report: libc::c_int) -> ! {
         let errno = match self.set_up() {
             // SAFETY: the caller's promise: valid, null-terminated arrays.
-            Ok(()) => unsafe { self.try_paths() },
+            Ok(()) => unsafe { self.arrays.try_paths() },
             Err(err) => err.raw_os_error().unwrap_or(libc::EINVAL),
         };
         let bytes = errno.to_ne_bytes();
@@ -317,41 +263,73 @@ impl ForkedChild<'_> {
 
     /// The process group (and terminal), then the rest of CMD's clean state.
     fn set_up(&self) -> io::Result<()> {
-        if self.group {
-            // SAFETY: setpgid, tcsetpgrp and getpid are async-signal-safe syscalls on our own
-            // process and fd 0.
-            unsafe {
-                cvt(libc::setpgid(0, 0))?;
-                if self.had_terminal {
-                    // Hand the terminal to CMD's new group, as tini -g does, or an interactive
-                    // CMD would be stopped by SIGTTIN on its first read. SIGTTOU is still
-                    // ignored here (inherited), so this cannot stop us. Best effort.
-                    libc::tcsetpgrp(0, libc::getpid());
-                }
+        // SAFETY: setpgid, tcsetpgrp and getpid are async-signal-safe syscalls on our own
+        // process and fd 0.
+        unsafe {
+            cvt(libc::setpgid(0, 0))?;
+            if self.had_terminal {
+                // Hand the terminal to CMD's new group, as tini does: a Ctrl-C then reaches
+                // CMD's group once, directly, and not us (who would forward it a second time),
+                // and an interactive CMD is not stopped by SIGTTIN on its first read. SIGTTOU
+                // is still ignored here (inherited), so this cannot stop us. Best effort.
+                libc::tcsetpgrp(0, libc::getpid());
             }
         }
-        child_setup(false, self.parent, self.rtmax)
+        child_setup(self.parent, self.rtmax)
+    }
+}
+
+/// The C arrays `execve` takes, made from an [`ExecImage`] (and pointing into it) before any
+/// fork: the paths to try, argv, envp, and the argv of the `/bin/sh` fallback.
+struct ExecArrays {
+    paths: Vec<*const libc::c_char>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    /// [SHELL, the path that gave ENOEXEC (set when it happens), argv[1..]..., NULL].
+    script_argv: Vec<*const libc::c_char>,
+}
+
+impl ExecArrays {
+    fn of(image: &ExecImage) -> ExecArrays {
+        ExecArrays {
+            paths: c_array(image.paths.iter().map(CString::as_c_str)),
+            argv: c_array(image.argv.iter().map(CString::as_c_str)),
+            envp: c_array(image.envp.iter().map(CString::as_c_str)),
+            script_argv: c_array(
+                [SHELL, SHELL]
+                    .into_iter()
+                    .chain(image.argv.iter().skip(1).map(CString::as_c_str)),
+            ),
+        }
     }
 
     /// `execve` each path like glibc's `execvp`; returns the `errno` to report.
     ///
+    /// Only async-signal-safe calls: usable in a forked child.
+    ///
     /// # Safety
-    /// As for [`exec`](Self::exec).
-    unsafe fn try_paths(self) -> libc::c_int {
+    /// The [`ExecImage`] these arrays were made of must still be alive.
+    unsafe fn try_paths(&mut self) -> libc::c_int {
         let mut seen_eacces = false;
         let mut errno = libc::ENOENT;
         for &path in self.paths.iter().take_while(|p| !p.is_null()) {
             // SAFETY: `path` is a C string and `argv`/`envp` null-terminated arrays of C
-            // strings, all made before the fork (the caller's promise); execve returns only
-            // on failure.
-            unsafe { libc::execve(path, self.argv, self.envp) };
+            // strings pointing into the live image (the caller's promise); execve returns
+            // only on failure.
+            unsafe { libc::execve(path, self.argv.as_ptr(), self.envp.as_ptr()) };
             errno = last_errno();
             if errno == libc::ENOEXEC {
                 if let Some(slot) = self.script_argv.get_mut(1) {
                     *slot = path;
                 }
                 // SAFETY: as above; `script_argv` is null-terminated and now holds `path`.
-                unsafe { libc::execve(SHELL.as_ptr(), self.script_argv.as_ptr(), self.envp) };
+                unsafe {
+                    libc::execve(
+                        SHELL.as_ptr(),
+                        self.script_argv.as_ptr(),
+                        self.envp.as_ptr(),
+                    )
+                };
                 errno = last_errno();
             }
             match errno {
@@ -366,6 +344,24 @@ impl ForkedChild<'_> {
             errno
         }
     }
+}
+
+/// Passthrough: replace this process with `image` (each path in turn, as [`fork_exec`]'s child
+/// does), leaving the signal state as it is: ignored signals, the mask, everything a plain
+/// `execve` keeps. With `sigpipe_default`, SIGPIPE goes back to `SIG_DFL` just before (we
+/// ignored it at start-up, the program must not inherit that); it is ignored again if every
+/// exec fails. Returns only on failure, with the `errno` of `execvp`.
+pub(crate) fn exec_in_place(image: &ExecImage, sigpipe_default: bool) -> io::Error {
+    let mut arrays = ExecArrays::of(image);
+    if sigpipe_default {
+        let _ = super::signals::default_signal(libc::SIGPIPE);
+    }
+    // SAFETY: `arrays` points into `image`, which outlives the call.
+    let errno = unsafe { arrays.try_paths() };
+    if sigpipe_default {
+        let _ = super::signals::ignore_signal(libc::SIGPIPE);
+    }
+    io::Error::from_raw_os_error(errno)
 }
 
 /// This thread's `errno` (async-signal-safe: no allocation).

@@ -4,8 +4,8 @@
 //! functions, the [`Pid`] type and the signal and errno numbers re-exported below; it knows
 //! nothing of `libc`'s structs. A leaf: it knows nothing of the modules that use it.
 //!
-//! [`on_exec_restore_clean_state`] installs the code that runs before a passthrough exec, and
-//! [`fork_exec`] runs it between fork and exec: only async-signal-safe raw syscalls there.
+//! [`fork_exec`] runs CMD's set-up between fork and exec: only async-signal-safe raw syscalls
+//! there. [`exec_in_place`] is the passthrough exec, which leaves the signal state alone.
 //!
 //! By concept: [`signals`] (masks, dispositions, waiting for and sending signals), [`process`]
 //! (this process, its children, pidfds, our standard descriptors) and [`exec`] (fork and exec
@@ -23,17 +23,21 @@ use std::io;
 use std::time::Duration;
 
 pub(super) use exec::{
-    fork_exec, on_exec_restore_clean_state, reap_child, ExecImage, ExecOutcome, ExecReport,
-    DEFAULT_PATH,
+    exec_in_place, fork_exec, reap_child, ExecImage, ExecOutcome, ExecReport, DEFAULT_PATH,
 };
 pub(super) use files::open_nonblocking;
+#[cfg(test)]
+pub(super) use process::wait_status_of_forked;
 pub(super) use process::{
-    become_child_subreaper, close, exit_code_of, fd_is_closed, getpid, has_children,
-    is_unreaped_child, on_main_thread, open_dev_null, pidfd_open, pidfd_send_signal, reap_one,
-    term_signal_of,
+    access_executable, become_child_subreaper, close, exit_code_of, fd_is_closed, getpid,
+    has_children, is_unreaped_child, on_main_thread, open_dev_null, pidfd_open, pidfd_send_signal,
+    reap_one, term_signal_of,
 };
+#[cfg(all(test, target_arch = "x86_64"))]
+pub(super) use signals::faults;
 pub(super) use signals::{
-    block, ignore_signal, kill, reset_sigchld, sigrtmax, sigrtmin, sigtimedwait, SigSet,
+    block, ignore_signal, ignore_signal_was_ignored, kill, reset_sigchld, sigrtmax, sigrtmin,
+    sigtimedwait, SigSet,
 };
 
 /// A process id (or, negated, a process group id), as the kernel takes it.
@@ -47,7 +51,7 @@ pub(super) use libc::{
 };
 
 /// `errno` values the supervisor tells apart.
-pub(super) use libc::{EACCES, EISDIR, ENOENT, ENOEXEC, EPERM, ESRCH};
+pub(super) use libc::{EACCES, EISDIR, ENOENT, ENOEXEC, ENOTDIR, EPERM, ESRCH};
 
 #[cfg(test)]
 pub(super) use libc::E2BIG;

@@ -138,3 +138,33 @@ pub(crate) fn close(fd: i32) {
     // SAFETY: the caller owns `fd`; closing it affects no memory.
     unsafe { libc::close(fd) };
 }
+
+/// `access(path, X_OK)`: may we execute `path` (permissions, a `noexec` mount)? `EACCES` if not.
+pub(crate) fn access_executable(path: &std::ffi::OsStr) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the command"))?;
+    // SAFETY: a valid NUL-terminated path that outlives the call; access only reads it.
+    cvt(unsafe { libc::access(path.as_ptr(), libc::X_OK) }).map(drop)
+}
+
+/// Test helper: run `child` in a forked child of this process and return its raw wait status
+/// (`_exit(0)` if `child` returns). `child` must only make async-signal-safe calls: other test
+/// threads may hold locks at the fork.
+#[cfg(test)]
+pub(crate) fn wait_status_of_forked(child: &dyn Fn()) -> i32 {
+    // SAFETY: fork has no memory-safety preconditions; the child runs only `child`, which the
+    // caller promises is async-signal-safe, then _exit (no destructors, no atexit handlers).
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+    if pid == 0 {
+        child();
+        // SAFETY: _exit is async-signal-safe and ends the child.
+        unsafe { libc::_exit(0) };
+    }
+    let mut status: libc::c_int = 0;
+    // SAFETY: `status` is a valid writable int; `pid` is our unreaped child.
+    let got = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(got, pid, "waitpid: {}", io::Error::last_os_error());
+    status
+}

@@ -269,12 +269,19 @@ fn a_slow_exec_does_not_hold_up_the_step_down_in_group_mode() {
 }
 
 /// The start stops waiting for a slow exec that then fails: CMD's exit (127) says so, and the
-/// reason is logged when it is reaped.
+/// reason is logged when it is reaped. (CMD exists at start, or it would be refused before the
+/// election, and is removed while its exec is held.)
 #[test]
 fn an_exec_that_fails_after_the_deadline_is_reported_through_cmds_exit() {
+    use std::os::unix::fs::PermissionsExt;
     let cluster = Cluster::new("late-exec-failure");
-    let missing = "k8s-await-election-test-no-such-command";
-    let (mut replica, mut held) = start_held(&cluster, &[missing], &[], false);
+    let dir = crate::tempdir::TempDir::new("late-exec-failure-cmd");
+    let vanishing = dir.join("vanishing-cmd");
+    std::fs::write(&vanishing, "#!/bin/sh\nexit 0\n").expect("write CMD");
+    std::fs::set_permissions(&vanishing, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let missing = vanishing.to_string_lossy().into_owned();
+    let (mut replica, mut held) = start_held(&cluster, &[&missing], &[], false);
+    std::fs::remove_file(&vanishing).expect("remove CMD before its exec");
     // The start gives up waiting at the renew deadline (3 s); CMD counts as started.
     replica.wait_log(
         "is still being exec'd at the deadline",
@@ -293,7 +300,7 @@ fn an_exec_that_fails_after_the_deadline_is_reported_through_cmds_exit() {
     );
     let log = replica.log_text();
     for line in [
-        &format!("cannot run CMD \"{missing}\": not found in PATH (the exec failed after the start stopped waiting)"),
+        &format!("cannot run CMD {missing:?}: no such file (the exec failed after the start stopped waiting)"),
         "CMD exited with code 127",
     ] {
         assert!(log.contains(line), "{line:?} in the log\n{log}");

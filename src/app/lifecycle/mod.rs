@@ -138,11 +138,13 @@ pub enum Action {
     },
     /// Forward this signal to CMD.
     Forward(i32),
-    /// CMD has exited: SIGKILL what it left behind and reap it by `deadline`; answer with
-    /// [`Input::Reaped`].
+    /// CMD has exited: SIGTERM what it left behind, SIGKILL it after a short grace but no
+    /// later than `kill_at`, and reap it by `reap_by`; answer with [`Input::Reaped`].
     KillLeftovers {
-        /// When the leftovers must be gone.
-        deadline: BootInstant,
+        /// The latest SIGKILL: the kill margin before the lease could expire for others.
+        kill_at: BootInstant,
+        /// When everything must be reaped: nobody else can hold the lease before then.
+        reap_by: BootInstant,
     },
     /// SIGTERM CMD, SIGKILL it at `kill_at`, reap it and its leftovers by `reap_by`; answer
     /// with [`Input::Reaped`].
@@ -266,13 +268,14 @@ impl Lifecycle {
             }
 
             (Leading, Input::CmdExited { code }) => {
-                // Nothing CMD started may outlive our hold on the lease: the leftovers get
-                // until it could expire for others, less the kill margin.
-                let deadline = self
-                    .reap_by(now, facts)
+                // Nothing CMD started may outlive our hold on the lease: the leftovers are
+                // SIGKILLed at the latest the kill margin before it could expire for others,
+                // and reaped before it could.
+                let reap_by = self.reap_by(now, facts).max(now);
+                let kill_at = reap_by
                     .checked_sub(self.settings.kill_margin)
                     .map_or(now, |t| t.max(now));
-                out.push(Action::KillLeftovers { deadline });
+                out.push(Action::KillLeftovers { kill_at, reap_by });
                 Reaping {
                     code,
                     then: AfterReap::Leave,

@@ -211,13 +211,14 @@ fn transitions() {
         },
         // CMD exits.
         Case {
-            name: "CMD exits while leading: leftovers get until the lease could expire, less the kill margin",
+            name: "CMD exits while leading: leftovers are SIGKILLed by the kill margin before the lease could expire, reaped before it could",
             phase: Phase::Leading,
             facts: renewed,
             at: secs(1),
             input: Input::CmdExited { code: 3 },
             actions: vec![Action::KillLeftovers {
-                deadline: t0 + secs(14),
+                kill_at: t0 + secs(14),
+                reap_by: t0 + secs(15),
             }],
             next: reaping(3, AfterReap::Leave),
         },
@@ -228,7 +229,8 @@ fn transitions() {
             at: secs(14) + Duration::from_millis(500),
             input: Input::CmdExited { code: 3 },
             actions: vec![Action::KillLeftovers {
-                deadline: t0 + secs(14) + Duration::from_millis(500),
+                kill_at: t0 + secs(14) + Duration::from_millis(500),
+                reap_by: t0 + secs(15),
             }],
             next: reaping(3, AfterReap::Leave),
         },
@@ -599,7 +601,8 @@ fn a_term_ended_by_sigterm_exits_with_cmds_code() {
             Action::Tell(Message::Stopping),
             Action::Forward(15),
             Action::KillLeftovers {
-                deadline: t0 + secs(14)
+                kill_at: t0 + secs(14),
+                reap_by: t0 + secs(15),
             },
             Action::Tell(Message::Shutdown),
             Action::Exit(143),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use test_apiserver::Fault;
 
 use super::{mode_tag, pid1_available, Mode, Rig, START};
+use crate::cluster::NS;
 use crate::procs::{self, children, send_signal};
 use crate::wait::{poll, wait_for};
 
@@ -80,6 +81,20 @@ fn cmd_not_found_is_127_and_not_executable_is_126() {
         126,
         "stderr:\n{}",
         rig.stderr()
+    );
+
+    // Found out before the election: the API server saw no request at all, and the error is
+    // one line.
+    assert_eq!(
+        rig.server.requests().len(),
+        0,
+        "requests: {:?}",
+        rig.server.requests()
+    );
+    assert_eq!(rig.stderr().lines().count(), 1, "stderr:\n{}", rig.stderr());
+    assert!(
+        rig.server.get_object("leases", NS, &rig.lock()).is_none(),
+        "no Lease was created"
     );
 }
 
@@ -158,5 +173,89 @@ fn step_down_kills_cmd_and_what_it_left_behind() {
         alive.is_none(),
         "the background process of CMD survived the step-down: {alive:?}; stderr:\n{}",
         rig.stderr()
+    );
+}
+
+/// CMD leaves two helpers behind and exits 4: one cleans up on SIGTERM (writes `$1.cleaned`),
+/// the other ignores SIGTERM. Their pids go to `$1.polite` and `$1.stubborn`.
+const POLITE_AND_STUBBORN: &str = r#"log=$1
+sh -c 'trap "echo cleaned > \"$0.cleaned\"; exit 0" TERM; echo $$ > "$0.polite.tmp"; mv "$0.polite.tmp" "$0.polite"; while :; do sleep 0.05; done' "$log" &
+sh -c 'trap "" TERM; echo $$ > "$0.stubborn.tmp"; mv "$0.stubborn.tmp" "$0.stubborn"; while :; do sleep 0.05; done' "$log" &
+while [ ! -e "$log.polite" ] || [ ! -e "$log.stubborn" ]; do sleep 0.05; done
+exit 4
+"#;
+
+/// dumb-init's courtesy: what CMD leaves behind gets SIGTERM first, so it can clean up; what
+/// ignores SIGTERM still gets SIGKILL, before the Lease is released.
+#[test]
+fn leftovers_get_sigterm_then_sigkill_before_the_release() {
+    let rig = Rig::new("leftovers-term");
+    let script = rig.script("leftovers.sh", POLITE_AND_STUBBORN);
+    let log = rig.path("helper").to_string_lossy().into_owned();
+    let run = rig.spawn(Mode::Subreaper, &["sh", &script, &log]);
+    let code = run.wait_exit();
+    let stubborn: u32 = rig.read("helper.stubborn").trim().parse().unwrap_or(0);
+    let alive = procs::stat(stubborn).filter(|s| s.state != 'Z');
+    if alive.is_some() {
+        send_signal(stubborn, "KILL"); // don't leak it past the test
+    }
+    let stderr = rig.stderr();
+    assert_eq!(code, 4, "CMD's own code; stderr:\n{stderr}");
+    assert_eq!(
+        rig.read("helper.cleaned").trim(),
+        "cleaned",
+        "the helper that traps SIGTERM got to clean up; stderr:\n{stderr}"
+    );
+    assert!(
+        stubborn > 0 && alive.is_none(),
+        "the helper that ignores SIGTERM (pid {stubborn}) was killed: {alive:?}; stderr:\n{stderr}"
+    );
+    rig.assert_lease_released();
+    // In that order: SIGTERM, SIGKILL to the stubborn one, then the release.
+    let at = |needle: &str| {
+        stderr
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not logged; stderr:\n{stderr}"))
+    };
+    let term = at("sent SIGTERM to what CMD left behind");
+    let kill = at("sent SIGKILL to CMD's process tree");
+    let release = at("released the lease");
+    assert!(term < kill && kill < release, "stderr:\n{stderr}");
+}
+
+/// CMD leaves a helper behind that cleans up on SIGTERM (writes `$1.cleaned`; its pid in
+/// `$1.polite`), and is itself `sleep 300`.
+const POLITE_LEFTOVER: &str = r#"log=$1
+sh -c 'trap "echo cleaned > \"$0.cleaned\"; exit 0" TERM; echo $$ > "$0.polite.tmp"; mv "$0.polite.tmp" "$0.polite"; while :; do sleep 0.05; done' "$log" &
+exec sleep 300
+"#;
+
+/// On a step-down too, what CMD leaves behind gets SIGTERM before SIGKILL (within the kill
+/// deadline): the helper cleans up.
+#[test]
+fn step_down_gives_leftovers_a_sigterm_first() {
+    let rig = Rig::new("leftovers-stepdown-term");
+    let script = rig.script("leftover.sh", POLITE_LEFTOVER);
+    let log = rig.path("helper").to_string_lossy().into_owned();
+    let run = rig.spawn(Mode::Subreaper, &["sh", &script, &log]);
+    let helper: u32 = wait_for("CMD to start its helper", START, || {
+        rig.read("helper.polite").trim().parse().ok()
+    });
+    rig.server.set_fault(Fault::Status {
+        code: 503,
+        retry_after: None,
+    });
+    let code = run.wait_exit();
+    let alive = procs::stat(helper).filter(|s| s.state != 'Z');
+    if alive.is_some() {
+        send_signal(helper, "KILL");
+    }
+    let stderr = rig.stderr();
+    assert_eq!(code, 75, "stderr:\n{stderr}");
+    assert!(alive.is_none(), "{alive:?}; stderr:\n{stderr}");
+    assert_eq!(
+        rig.read("helper.cleaned").trim(),
+        "cleaned",
+        "the helper got SIGTERM and cleaned up; stderr:\n{stderr}"
     );
 }
