@@ -23,6 +23,7 @@ use log::{debug, error, info, warn};
 use crate::clock::BootInstant;
 use crate::config::{self, Config, SignalTarget};
 use crate::election::{self, Elector, Inbox, Snapshot};
+use crate::events::{self, Recorder};
 use crate::kube::{Client, InClusterConfig};
 use crate::logsink::{self, LogQueue};
 use crate::service::Router;
@@ -37,6 +38,9 @@ mod logging;
 
 /// How long the exit waits for queued log lines to reach stderr.
 const LOG_FLUSH_BUDGET: Duration = Duration::from_secs(1);
+/// How long the exit waits for the last Kubernetes Event ("stopped leading") to be posted.
+/// The Lease is already released by then: this delays only the exit, never a hand-over.
+const EVENTS_FLUSH_BUDGET: Duration = Duration::from_millis(500);
 
 const USAGE: &str = "\
 usage: k8s-await-election CMD [ARGS...]
@@ -187,11 +191,28 @@ fn run_election(
         .service
         .clone()
         .map(|s| Router::new(Arc::clone(&client), s));
+    let recorder = if cfg.events {
+        let regarding = events::Regarding {
+            namespace: cfg.lock_namespace.clone(),
+            name: cfg.lock_name.clone(),
+            identity: cfg.identity.clone(),
+        };
+        match Recorder::start(Arc::clone(&client), regarding) {
+            Ok(r) => r,
+            Err(e) => {
+                error!("cannot start the events thread: {e}");
+                return exit::INTERNAL;
+            }
+        }
+    } else {
+        Recorder::off()
+    };
     let waker = sup.waker();
+    let for_elector = recorder.clone();
     let spawned = thread::Builder::new()
         .name("elector".into())
         .stack_size(512 * 1024)
-        .spawn(move || elector_thread::run(elector, router, report_tx, waker, timings));
+        .spawn(move || elector_thread::run(elector, router, report_tx, waker, timings, for_elector));
     if let Err(e) = spawned {
         error!("cannot start the elector thread: {e}");
         return exit::INTERNAL;
@@ -202,6 +223,7 @@ fn run_election(
     // forever when we are not PID 1): the Lease was not released then, and must not be
     // taken over while it runs.
     sup.wait_until_nothing_left();
+    recorder.flush(Instant::now() + EVENTS_FLUSH_BUDGET);
     code
 }
 

@@ -355,6 +355,12 @@ impl Elector {
         Ok(())
     }
 
+    /// The `metadata.uid` of the Lease as we last saw it (for events about it).
+    pub fn lease_uid(&self) -> Option<String> {
+        let meta = &self.core.lease()?.metadata;
+        meta.rest.get("uid")?.as_str().map(String::from)
+    }
+
     /// The holder as we last saw it, for log lines and reasons.
     pub(super) fn holder_text(&self) -> String {
         self.core
