@@ -11,6 +11,7 @@
 //! `faults`, `timefmt`.
 
 mod api;
+mod events;
 mod faults;
 mod http;
 mod schema;
@@ -84,7 +85,7 @@ pub fn micro_time_now() -> String {
 
 fn kind_of(resource: &str) -> Kind {
     Kind::from_resource(resource).unwrap_or_else(|| {
-        panic!("test-apiserver: unknown resource {resource:?} (leases|endpoints|endpointslices)")
+        panic!("test-apiserver: unknown resource {resource:?} (leases|endpoints|endpointslices|events)")
     })
 }
 
@@ -286,6 +287,13 @@ impl ApiServer {
 
     pub fn set_token_fault(&self, token: &str, fault: Fault) {
         self.shared.lock().faults.set_token(token, fault);
+        self.shared.cond.notify_all();
+    }
+
+    /// A fault for every request to `resource` ("events", "leases", ...), whatever its token;
+    /// it wins over global and per-token faults. `Fault::None` removes it.
+    pub fn set_resource_fault(&self, resource: &str, fault: Fault) {
+        self.shared.lock().faults.set_resource(resource, fault);
         self.shared.cond.notify_all();
     }
 

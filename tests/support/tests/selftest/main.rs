@@ -7,6 +7,7 @@ mod client;
 mod auth;
 mod binary;
 mod crud;
+mod events;
 mod faults;
 mod validation;
 mod watch;
