@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use log::{debug, error, info, warn};
+use log::{error, info, warn};
 
 use crate::clock::BootInstant;
 use crate::config::{self, Config, SignalTarget};
@@ -79,7 +79,7 @@ pub fn main(args: Vec<OsString>, env: &dyn Fn(&str) -> Option<String>) -> i32 {
     let config = match config::from_env(args, env) {
         Ok(c) => c,
         Err(e) => {
-            logging::init(env, None);
+            logging::init(env, None, None);
             error!("configuration error: {e}");
             return exit::CONFIG;
         }
@@ -100,13 +100,18 @@ pub fn run(config: Config, env: &dyn Fn(&str) -> Option<String>) -> i32 {
     match config.election {
         None => {
             let e = supervisor::exec(&config.command);
-            logging::init(env, None);
+            logging::init(env, None, None);
             error!("{e}");
             e.exit_code()
         }
         Some(election) => {
             let (writer, mut log_queue) = logsink::queue(std::io::stderr());
-            logging::init(env, Some(writer));
+            log_queue.set_drop_note(logging::drop_note(logging::format_from_env(env)));
+            let context = logging::Context {
+                lease: format!("{}/{}", election.lock_namespace, election.lock_name),
+                identity: election.identity.clone(),
+            };
+            logging::init(env, Some(writer), Some(context));
             let code = run_election(config.command, election, env, &mut log_queue);
             // The last lines (why we exit) matter; a blocked stderr may not hold us up long.
             log_queue.flush(Instant::now() + LOG_FLUSH_BUDGET);
@@ -268,9 +273,11 @@ fn event_input(event: Event) -> Option<Input> {
             name: supervisor::signal_name(sig),
             stop: supervisor::is_stop_signal(sig),
         })),
-        Event::ChildExited(status) => Some(Input::CmdExited {
-            code: status.exit_code(),
-        }),
+        Event::ChildExited(status) => {
+            let code = status.exit_code();
+            info!(exitCode = code; "CMD exited with code {code}");
+            Some(Input::CmdExited { code })
+        }
         Event::Nudge | Event::Timeout => None,
     }
 }
@@ -354,7 +361,7 @@ impl MainThread<'_> {
             Action::Spawn { deadline } => {
                 return Outcome::FollowUp(match self.sup.spawn(self.command, Some(deadline)) {
                     Ok(pid) => {
-                        debug!("CMD runs as pid {pid}");
+                        info!(pid = pid; "CMD started as pid {pid}");
                         Input::Spawned
                     }
                     Err(e) => {
@@ -385,7 +392,10 @@ impl MainThread<'_> {
                     gone: self.sup.nothing_left(),
                 });
             }
-            Action::Exit(code) => return Outcome::Exit(code),
+            Action::Exit(code) => {
+                info!(exitCode = code; "exiting with code {code}");
+                return Outcome::Exit(code);
+            }
         }
         Outcome::Done
     }

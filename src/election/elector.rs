@@ -103,7 +103,7 @@ impl Elector {
                     info!("the lease names our identity {h:?} but this process did not write it (a previous run, or another replica with the same identity): waiting until it is released or expires");
                 }
             }
-            HolderChange::Taken(h) => info!("new leader: {h}"),
+            HolderChange::Taken(h) => info!(holder = h.as_str(); "new leader: {h}"),
             HolderChange::Freed => info!("the lease {} is free", self.settings().lock_name),
         }
         let expires = self
@@ -370,7 +370,12 @@ impl Elector {
 
     /// Ends the term: leadership is gone, because of `cause`.
     fn lost(&mut self, cause: LostCause) -> Term {
-        warn!("lost leadership: {cause}");
+        match &cause {
+            LostCause::TakenOver { by } => {
+                warn!(holder = by.as_str(); "lost leadership: {cause}");
+            }
+            _ => warn!("lost leadership: {cause}"),
+        }
         self.renewed_at = None;
         self.snapshot.update(|s| s.leading = false);
         Term::Lost(cause.into())
