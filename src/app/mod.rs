@@ -217,7 +217,9 @@ fn run_election(
     let spawned = thread::Builder::new()
         .name("elector".into())
         .stack_size(512 * 1024)
-        .spawn(move || elector_thread::run(elector, router, report_tx, waker, timings, for_elector));
+        .spawn(move || {
+            elector_thread::run(elector, router, report_tx, waker, timings, for_elector)
+        });
     if let Err(e) = spawned {
         error!("cannot start the elector thread: {e}");
         return exit::INTERNAL;

@@ -28,9 +28,10 @@ pub use timings::{
     DEFAULT_RENEW_DEADLINE, DEFAULT_RETRY_PERIOD,
 };
 pub use vars::{
-    Variable, ENABLED, EVENTS, GRACE_PERIOD, LOG_FORMAT, IDENTITY, KILL_MARGIN, LEASE_DURATION, LOCK_NAME,
-    LOCK_NAMESPACE, NAME, NODE_NAME, POD_IP, RENEW_DEADLINE, RETRY_PERIOD, SERVICE_MODE,
-    SERVICE_NAME, SERVICE_NAMESPACE, SERVICE_PORTS_JSON, SIGNAL_TARGET, STATUS_ENDPOINT, VARIABLES,
+    Variable, ENABLED, EVENTS, GRACE_PERIOD, IDENTITY, KILL_MARGIN, LEASE_DURATION, LOCK_NAME,
+    LOCK_NAMESPACE, LOG_FORMAT, NAME, NODE_NAME, POD_IP, RENEW_DEADLINE, RETRY_PERIOD,
+    SERVICE_MODE, SERVICE_NAME, SERVICE_NAMESPACE, SERVICE_PORTS_JSON, SIGNAL_TARGET,
+    STATUS_ENDPOINT, VARIABLES,
 };
 
 use error::bad;
@@ -267,7 +268,10 @@ mod tests {
         assert_eq!(log_format(Some("json")), Ok(LogFormat::Json));
         assert_eq!(log_format(None), Ok(LogFormat::Text));
         assert_eq!(with(&[(EVENTS, "no")]).unwrap_err().variable, EVENTS);
-        assert_eq!(with(&[(LOG_FORMAT, "yaml")]).unwrap_err().variable, LOG_FORMAT);
+        assert_eq!(
+            with(&[(LOG_FORMAT, "yaml")]).unwrap_err().variable,
+            LOG_FORMAT
+        );
     }
 
     #[test]

@@ -22,8 +22,8 @@ pub use error::{from_response, parse_retry_after, Error};
 pub use incluster::{InClusterConfig, DEFAULT_SERVICEACCOUNT_DIR, SERVICEACCOUNT_DIR_ENV};
 pub use meta::ObjectMeta;
 pub use paths::{
-    endpoints_collection, endpoints_path, events_path, endpointslice_path, endpointslices_path, lease_path,
-    leases_path, ListParams,
+    endpoints_collection, endpoints_path, endpointslice_path, endpointslices_path, events_path,
+    lease_path, leases_path, ListParams,
 };
 pub use watch::{WatchEvent, WatchStream};
 

@@ -21,6 +21,7 @@ mod cli;
 mod election;
 mod examples;
 mod kube_client;
+mod observe;
 mod safety;
 mod scratch_image;
 mod service_routing;

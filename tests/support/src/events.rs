@@ -60,11 +60,7 @@ pub fn validate_event(obj: &Value, errs: &mut Vec<FieldError>) {
     }
     if let Some(t) = obj.get("type").and_then(Value::as_str) {
         if !t.is_empty() && t != "Normal" && t != "Warning" {
-            errs.push(FieldError::not_supported(
-                "type",
-                t,
-                &["Normal", "Warning"],
-            ));
+            errs.push(FieldError::not_supported("type", t, &["Normal", "Warning"]));
         }
     }
 }

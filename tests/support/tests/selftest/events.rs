@@ -28,15 +28,28 @@ fn event(name: &str, ns: &str, kind: &str) -> Value {
 #[test]
 fn events_are_created_listed_and_validated() {
     let srv = server();
-    let r = call(&srv, "POST", EVENTS, Some(&event("my-lock.1", NS, "Normal")));
+    let r = call(
+        &srv,
+        "POST",
+        EVENTS,
+        Some(&event("my-lock.1", NS, "Normal")),
+    );
     assert_eq!(r.code, 201, "{}", r.json());
-    assert!(!r.json()["metadata"]["uid"].as_str().unwrap_or("").is_empty());
+    assert!(!r.json()["metadata"]["uid"]
+        .as_str()
+        .unwrap_or("")
+        .is_empty());
     let listed = call(&srv, "GET", EVENTS, None).json();
     assert_eq!(listed["kind"], "EventList");
     assert_eq!(listed["items"][0]["message"], "pod-0 became leader");
     assert_eq!(srv.list_objects("events", NS).len(), 1);
 
-    let r = call(&srv, "POST", EVENTS, Some(&event("my-lock.2", "other", "Normal")));
+    let r = call(
+        &srv,
+        "POST",
+        EVENTS,
+        Some(&event("my-lock.2", "other", "Normal")),
+    );
     let (code, reason, msg) = status_of(&r);
     assert_eq!((code, reason.as_str()), (422, "Invalid"), "{msg}");
     assert!(msg.contains("involvedObject.namespace"), "{msg}");
@@ -56,7 +69,12 @@ fn events_are_created_listed_and_validated() {
 fn creating_events_can_be_forbidden() {
     let srv = server();
     srv.forbid(TOKEN, "create", "events");
-    let r = call(&srv, "POST", EVENTS, Some(&event("my-lock.1", NS, "Normal")));
+    let r = call(
+        &srv,
+        "POST",
+        EVENTS,
+        Some(&event("my-lock.1", NS, "Normal")),
+    );
     let (code, _, msg) = status_of(&r);
     assert_eq!(code, 403);
     assert_eq!(
@@ -74,7 +92,13 @@ fn a_resource_fault_hits_only_that_resource() {
     c.set_timeout(Duration::from_millis(300));
     c.send("GET", EVENTS, Some(TOKEN), None, &[]).unwrap();
     assert!(c.read_response().is_err(), "the events request must hang");
-    srv.set_resource_fault("events", Fault::Status { code: 500, retry_after: None });
+    srv.set_resource_fault(
+        "events",
+        Fault::Status {
+            code: 500,
+            retry_after: None,
+        },
+    );
     assert_eq!(call(&srv, "GET", EVENTS, None).code, 500);
     srv.clear_faults();
     assert_eq!(call(&srv, "GET", EVENTS, None).code, 200);
