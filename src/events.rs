@@ -47,6 +47,17 @@ pub enum Transition {
     Lost(String),
 }
 
+impl Transition {
+    /// A short name for log lines (not the event's message).
+    fn label(&self) -> &'static str {
+        match self {
+            Transition::BecameLeader => "\"elected\"",
+            Transition::StoppedLeading => "\"term over\"",
+            Transition::Lost(_) => "\"leadership gone\"",
+        }
+    }
+}
+
 /// The Lease the events are about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Regarding {
@@ -155,7 +166,7 @@ fn post_events(client: &Client, regarding: &Regarding, queue: &Receiver<Message>
         let body = event_body(regarding, &transition, uid.as_deref(), at);
         let deadline = Instant::now() + REQUEST_TIMEOUT;
         match client.create::<_, Value>(&path, &body, deadline) {
-            Ok(_) => debug!("event posted: {}", message_of(regarding, &transition)),
+            Ok(_) => debug!("posted the {} event", transition.label()),
             Err(e @ kube::Error::Forbidden(_)) => {
                 warn!(
                     "cannot post Kubernetes Events: {e} (grant create on events, API group \"\", in namespace {:?} to this pod's service account, or set K8S_AWAIT_ELECTION_EVENTS=off); no more events will be sent",

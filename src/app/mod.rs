@@ -275,11 +275,9 @@ fn event_input(event: Event) -> Option<Input> {
             name: supervisor::signal_name(sig),
             stop: supervisor::is_stop_signal(sig),
         })),
-        Event::ChildExited(status) => {
-            let code = status.exit_code();
-            info!(exitCode = code; "CMD exited with code {code}");
-            Some(Input::CmdExited { code })
-        }
+        Event::ChildExited(status) => Some(Input::CmdExited {
+            code: status.exit_code(),
+        }),
         Event::Nudge | Event::Timeout => None,
     }
 }
@@ -363,7 +361,7 @@ impl MainThread<'_> {
             Action::Spawn { deadline } => {
                 return Outcome::FollowUp(match self.sup.spawn(self.command, Some(deadline)) {
                     Ok(pid) => {
-                        info!(pid = pid; "CMD started as pid {pid}");
+                        log::debug!("CMD runs as pid {pid}");
                         Input::Spawned
                     }
                     Err(e) => {
@@ -395,7 +393,7 @@ impl MainThread<'_> {
                 });
             }
             Action::Exit(code) => {
-                info!(exitCode = code; "exiting with code {code}");
+                log::debug!(exitCode = code; "exiting with code {code}");
                 return Outcome::Exit(code);
             }
         }

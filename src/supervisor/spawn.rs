@@ -141,7 +141,7 @@ impl Supervisor {
         if group {
             self.last_pgid = Some(pid);
         }
-        log::info!("started CMD (pid {pid})");
+        log::info!(pid = pid; "started CMD (pid {pid})");
         Ok(pid as u32)
     }
 }

@@ -461,7 +461,10 @@ fn module_sources(module: &str) -> Vec<String> {
 /// file Prometheus and promtool read: its `spec`.
 fn plain_rules_file() -> String {
     let rule = object("PrometheusRule");
-    assert_eq!(str_at(&rule, &["apiVersion"]), Some("monitoring.coreos.com/v1"));
+    assert_eq!(
+        str_at(&rule, &["apiVersion"]),
+        Some("monitoring.coreos.com/v1")
+    );
     let mut out = String::new();
     YamlEmitter::new(&mut out)
         .dump(&rule["spec"])
@@ -525,12 +528,13 @@ fn prometheus_rules_use_metrics_that_metrics_serves() {
     .into();
     assert_eq!(alerts, expected);
     // What /metrics serves (every metric, as for a replica that has renewed).
-    let served = k8s_await_election::status::metrics_text(&k8s_await_election::leadership::Status {
-        name: "my-election".into(),
-        leading: true,
-        last_renew_wall: Some(std::time::SystemTime::now()),
-        ..Default::default()
-    });
+    let served =
+        k8s_await_election::status::metrics_text(&k8s_await_election::leadership::Status {
+            name: "my-election".into(),
+            leading: true,
+            last_renew_wall: Some(std::time::SystemTime::now()),
+            ..Default::default()
+        });
     for metric in &used {
         let sample = format!("{metric}{{name=\"my-election\"}} ");
         assert!(
