@@ -2,7 +2,8 @@
 //! effort from a thread of their own.
 //!
 //! Owns the [`Recorder`]: the elector thread hands it a [`Transition`] and goes on at once
-//! (`try_send` into a small bounded queue; a full queue drops the event). One events thread
+//! (a push onto a small bounded queue under a lock held only for the push; a full queue
+//! drops the event). One events thread
 //! POSTs them as core/v1 Events regarding the Lease, each with a short deadline; an event that
 //! fails is dropped, never retried, so a slow or broken events endpoint costs the election
 //! nothing. A 403 is logged once, naming the missing permission, and no event is tried again.
@@ -12,15 +13,15 @@
 //! Knows Kubernetes (through [`crate::kube`]) but nothing of processes or of the election's
 //! state machine.
 
+use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, warn};
-use serde_json::{json, Value};
+use serde::de::IgnoredAny;
+use serde::Serialize;
 
 use crate::kube::{self, Client};
 use crate::timefmt;
@@ -69,118 +70,154 @@ pub struct Regarding {
     pub identity: String,
 }
 
-enum Message {
-    Post {
-        transition: Transition,
-        uid: Option<String>,
-        at: SystemTime,
-    },
-    Flush(mpsc::Sender<()>),
+/// One event waiting for the events thread.
+struct Post {
+    transition: Transition,
+    uid: Option<String>,
+    at: SystemTime,
 }
 
-/// The elector's handle: [`Recorder::record`] never blocks. Cheap to clone.
+/// The queue between the elector and the events thread. Its lock is only ever held to push or
+/// pop, never across a request, so taking it does not wait on the API server.
+#[derive(Default)]
+struct Queue {
+    posts: VecDeque<Post>,
+    /// Events queued so far, and events the thread has finished with (posted or given up).
+    queued: u64,
+    done: u64,
+    /// Dropped because the queue was full.
+    dropped: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Notified when an event is queued and when one is done.
+    changed: Condvar,
+}
+
+/// The elector's handle: [`Recorder::record`] never waits for a request. Cheap to clone.
 #[derive(Clone)]
 pub struct Recorder {
-    queue: Option<SyncSender<Message>>,
-    dropped: Arc<AtomicU64>,
+    shared: Option<Arc<Shared>>,
 }
 
 impl Recorder {
     /// A recorder that records nothing (`K8S_AWAIT_ELECTION_EVENTS=off`).
     pub fn off() -> Recorder {
-        Recorder {
-            queue: None,
-            dropped: Arc::new(AtomicU64::new(0)),
-        }
+        Recorder { shared: None }
     }
 
     /// Starts the events thread. It inherits the caller's signal mask: start it once signals
     /// are blocked.
     pub fn start(client: Arc<Client>, regarding: Regarding) -> io::Result<Recorder> {
-        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let shared = Arc::new(Shared::default());
+        let theirs = Arc::clone(&shared);
         thread::Builder::new()
             .name("events".into())
             .stack_size(256 * 1024)
-            .spawn(move || post_events(&client, &regarding, &rx))?;
+            .spawn(move || post_events(&client, &regarding, &theirs))?;
         Ok(Recorder {
-            queue: Some(tx),
-            dropped: Arc::new(AtomicU64::new(0)),
+            shared: Some(shared),
         })
     }
 
     /// Queues an event about `transition`, regarding the Lease with `uid` (as last seen);
     /// returns at once. A full queue drops it.
     pub fn record(&self, transition: Transition, uid: Option<String>) {
-        let Some(queue) = &self.queue else { return };
-        let message = Message::Post {
+        let Some(shared) = &self.shared else { return };
+        let Ok(mut q) = shared.queue.lock() else {
+            return;
+        };
+        if q.posts.len() >= QUEUE {
+            q.dropped += 1;
+            return;
+        }
+        q.posts.push_back(Post {
             transition,
             uid,
             at: SystemTime::now(),
-        };
-        if queue.try_send(message).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        });
+        q.queued += 1;
+        shared.changed.notify_all();
     }
 
     /// Events dropped because the queue was full.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.shared
+            .as_ref()
+            .and_then(|s| s.queue.lock().ok().map(|q| q.dropped))
+            .unwrap_or(0)
     }
 
     /// Waits until the events queued so far were posted (or given up), at most until
     /// `deadline`. Returns whether it got there.
     pub fn flush(&self, deadline: Instant) -> bool {
-        let Some(queue) = &self.queue else {
+        let Some(shared) = &self.shared else {
             return true;
         };
-        let (ack, acked) = mpsc::channel();
-        if queue.try_send(Message::Flush(ack)).is_err() {
+        let Ok(q) = shared.queue.lock() else {
             return false;
-        }
-        acked
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .is_ok()
+        };
+        let target = q.queued;
+        let left = deadline.saturating_duration_since(Instant::now());
+        shared
+            .changed
+            .wait_timeout_while(q, left, |q| q.done < target)
+            .is_ok_and(|(q, _)| q.done >= target)
     }
 }
 
 /// The events thread: post each event once; after a 403, drop everything.
-fn post_events(client: &Client, regarding: &Regarding, queue: &Receiver<Message>) {
+fn post_events(client: &Client, regarding: &Regarding, shared: &Shared) {
     let path = kube::events_path(&regarding.namespace);
     let mut forbidden = false;
     let mut failed_before = false;
-    while let Ok(message) = queue.recv() {
-        let (transition, uid, at) = match message {
-            Message::Flush(ack) => {
-                let _ = ack.send(());
-                continue;
-            }
-            Message::Post {
-                transition,
-                uid,
-                at,
-            } => (transition, uid, at),
+    loop {
+        let post = {
+            let Ok(q) = shared.queue.lock() else { return };
+            let Ok(mut q) = shared.changed.wait_while(q, |q| q.posts.is_empty()) else {
+                return;
+            };
+            q.posts.pop_front()
         };
-        if forbidden {
-            continue;
+        if let Some(post) = post.filter(|_| !forbidden) {
+            forbidden = post_one(client, &path, regarding, post, &mut failed_before);
         }
-        let body = event_body(regarding, &transition, uid.as_deref(), at);
-        let deadline = Instant::now() + REQUEST_TIMEOUT;
-        match client.create::<_, Value>(&path, &body, deadline) {
-            Ok(_) => debug!("posted the {} event", transition.label()),
-            Err(e @ kube::Error::Forbidden(_)) => {
-                warn!(
-                    "cannot post Kubernetes Events: {e} (grant create on events, API group \"\", in namespace {:?} to this pod's service account, or set K8S_AWAIT_ELECTION_EVENTS=off); no more events will be sent",
-                    regarding.namespace
-                );
-                forbidden = true;
-            }
-            Err(e) if !failed_before => {
-                warn!("cannot post a Kubernetes Event (dropped; events are best effort, later failures are logged at debug level): {e}");
-                failed_before = true;
-            }
-            Err(e) => debug!("cannot post a Kubernetes Event (dropped): {e}"),
-        }
+        let Ok(mut q) = shared.queue.lock() else {
+            return;
+        };
+        q.done += 1;
+        shared.changed.notify_all();
     }
+}
+
+/// POSTs one event; returns true when RBAC forbids events (then no more are tried).
+fn post_one(
+    client: &Client,
+    path: &str,
+    regarding: &Regarding,
+    post: Post,
+    failed_before: &mut bool,
+) -> bool {
+    let body = event_body(regarding, &post.transition, post.uid.as_deref(), post.at);
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    match client.create::<_, IgnoredAny>(path, &body, deadline) {
+        Ok(_) => debug!("posted the {} event", post.transition.label()),
+        Err(e @ kube::Error::Forbidden(_)) => {
+            warn!(
+                "cannot post Kubernetes Events: {e} (grant create on events, API group \"\", in namespace {:?} to this pod's service account, or set K8S_AWAIT_ELECTION_EVENTS=off); no more events will be sent",
+                regarding.namespace
+            );
+            return true;
+        }
+        Err(e) if !*failed_before => {
+            warn!("cannot post a Kubernetes Event (dropped; events are best effort, later failures are logged at debug level): {e}");
+            *failed_before = true;
+        }
+        Err(e) => debug!("cannot post a Kubernetes Event (dropped): {e}"),
+    }
+    false
 }
 
 /// The message of the event for `transition`.
@@ -201,56 +238,101 @@ fn message_of(regarding: &Regarding, transition: &Transition) -> String {
     text
 }
 
+/// A core/v1 Event as we write it (the fields we set).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: EventMeta<'a>,
+    involved_object: InvolvedObject<'a>,
+    reason: &'static str,
+    message: String,
+    #[serde(rename = "type")]
+    type_: &'static str,
+    source: Source,
+    first_timestamp: String,
+    last_timestamp: String,
+    count: u32,
+    reporting_component: &'static str,
+    reporting_instance: &'a str,
+}
+
+#[derive(Serialize)]
+struct EventMeta<'a> {
+    name: String,
+    namespace: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InvolvedObject<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    name: &'a str,
+    namespace: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Source {
+    component: &'static str,
+}
+
 /// The core/v1 Event for `transition` at `at`, as client-go's recorder builds one: named
 /// `<lease>.<unix nanoseconds in hex>`, regarding the Lease, count 1.
-pub fn event_body(
-    regarding: &Regarding,
+pub fn event_body<'a>(
+    regarding: &'a Regarding,
     transition: &Transition,
-    uid: Option<&str>,
+    uid: Option<&'a str>,
     at: SystemTime,
-) -> Value {
-    let nanos = at
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+) -> Event<'a> {
+    let nanos = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| {
+        d.as_secs() * 1_000_000_000 + u64::from(d.subsec_nanos())
+    });
     // A name is at most 253 characters; the suffix takes up to 17.
     let prefix: String = regarding.name.chars().take(236).collect();
     let stamp = timefmt::rfc3339_seconds(at);
-    let kind = match transition {
-        Transition::Lost(_) => "Warning",
-        _ => "Normal",
-    };
-    let mut involved = json!({
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "name": regarding.name,
-        "namespace": regarding.namespace,
-    });
-    if let Some(uid) = uid {
-        involved["uid"] = Value::from(uid);
-    }
-    json!({
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {
-            "name": format!("{prefix}.{nanos:x}"),
-            "namespace": regarding.namespace,
+    Event {
+        api_version: "v1",
+        kind: "Event",
+        metadata: EventMeta {
+            name: format!("{prefix}.{nanos:x}"),
+            namespace: &regarding.namespace,
         },
-        "involvedObject": involved,
-        "reason": REASON,
-        "message": message_of(regarding, transition),
-        "type": kind,
-        "source": { "component": COMPONENT },
-        "firstTimestamp": stamp,
-        "lastTimestamp": stamp,
-        "count": 1,
-        "reportingComponent": COMPONENT,
-        "reportingInstance": regarding.identity,
-    })
+        involved_object: InvolvedObject {
+            api_version: "coordination.k8s.io/v1",
+            kind: "Lease",
+            name: &regarding.name,
+            namespace: &regarding.namespace,
+            uid,
+        },
+        reason: REASON,
+        message: message_of(regarding, transition),
+        type_: match transition {
+            Transition::Lost(_) => "Warning",
+            _ => "Normal",
+        },
+        source: Source {
+            component: COMPONENT,
+        },
+        first_timestamp: stamp.clone(),
+        last_timestamp: stamp,
+        count: 1,
+        reporting_component: COMPONENT,
+        reporting_instance: &regarding.identity,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
+
+    fn body(t: &Transition, uid: Option<&str>, at: SystemTime) -> Value {
+        serde_json::to_value(event_body(&regarding(), t, uid, at)).unwrap()
+    }
 
     fn regarding() -> Regarding {
         Regarding {
@@ -263,7 +345,7 @@ mod tests {
     #[test]
     fn bodies_name_the_lease_and_the_transition() {
         let at = SystemTime::UNIX_EPOCH + Duration::from_nanos(1_700_000_000_000_000_255);
-        let b = event_body(&regarding(), &Transition::BecameLeader, Some("u-1"), at);
+        let b = body(&Transition::BecameLeader, Some("u-1"), at);
         assert_eq!(b["metadata"]["name"], "lock.17979cfe362a00ff");
         assert_eq!(b["metadata"]["namespace"], "ns");
         assert_eq!(b["involvedObject"]["kind"], "Lease");
@@ -272,10 +354,10 @@ mod tests {
         assert_eq!(b["type"], "Normal");
         assert_eq!(b["reason"], "LeaderElection");
         assert_eq!(b["firstTimestamp"], "2023-11-14T22:13:20Z");
-        let s = event_body(&regarding(), &Transition::StoppedLeading, None, at);
+        let s = body(&Transition::StoppedLeading, None, at);
         assert_eq!(s["message"], "pod-0 stopped leading");
         assert!(s["involvedObject"].get("uid").is_none());
-        let l = event_body(&regarding(), &Transition::Lost("x".repeat(5000)), None, at);
+        let l = body(&Transition::Lost("x".repeat(5000)), None, at);
         assert_eq!(l["type"], "Warning");
         assert_eq!(l["message"].as_str().map(str::len), Some(MAX_MESSAGE));
     }
