@@ -20,8 +20,6 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, warn};
-use serde::de::IgnoredAny;
-use serde::Serialize;
 
 use crate::kube::{self, Client};
 use crate::timefmt;
@@ -202,7 +200,7 @@ fn post_one(
 ) -> bool {
     let body = event_body(regarding, &post.transition, post.uid.as_deref(), post.at);
     let deadline = Instant::now() + REQUEST_TIMEOUT;
-    match client.create::<_, IgnoredAny>(path, &body, deadline) {
+    match client.post(path, body.as_bytes(), deadline) {
         Ok(_) => debug!("posted the {} event", post.transition.label()),
         Err(e @ kube::Error::Forbidden(_)) => {
             warn!(
@@ -238,91 +236,47 @@ fn message_of(regarding: &Regarding, transition: &Transition) -> String {
     text
 }
 
-/// A core/v1 Event as we write it (the fields we set).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Event<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    metadata: EventMeta<'a>,
-    involved_object: InvolvedObject<'a>,
-    reason: &'static str,
-    message: String,
-    #[serde(rename = "type")]
-    type_: &'static str,
-    source: Source,
-    first_timestamp: String,
-    last_timestamp: String,
-    count: u32,
-    reporting_component: &'static str,
-    reporting_instance: &'a str,
-}
-
-#[derive(Serialize)]
-struct EventMeta<'a> {
-    name: String,
-    namespace: &'a str,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct InvolvedObject<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    name: &'a str,
-    namespace: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    uid: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct Source {
-    component: &'static str,
-}
-
-/// The core/v1 Event for `transition` at `at`, as client-go's recorder builds one: named
-/// `<lease>.<unix nanoseconds in hex>`, regarding the Lease, count 1.
-pub fn event_body<'a>(
-    regarding: &'a Regarding,
+/// The core/v1 Event for `transition` at `at` as JSON, as client-go's recorder builds one:
+/// named `<lease>.<unix nanoseconds in hex>`, regarding the Lease, count 1.
+pub fn event_body(
+    regarding: &Regarding,
     transition: &Transition,
-    uid: Option<&'a str>,
+    uid: Option<&str>,
     at: SystemTime,
-) -> Event<'a> {
+) -> String {
     let nanos = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| {
         d.as_secs() * 1_000_000_000 + u64::from(d.subsec_nanos())
     });
     // A name is at most 253 characters; the suffix takes up to 17.
     let prefix: String = regarding.name.chars().take(236).collect();
-    let stamp = timefmt::rfc3339_seconds(at);
-    Event {
-        api_version: "v1",
-        kind: "Event",
-        metadata: EventMeta {
-            name: format!("{prefix}.{nanos:x}"),
-            namespace: &regarding.namespace,
-        },
-        involved_object: InvolvedObject {
-            api_version: "coordination.k8s.io/v1",
-            kind: "Lease",
-            name: &regarding.name,
-            namespace: &regarding.namespace,
-            uid,
-        },
-        reason: REASON,
-        message: message_of(regarding, transition),
-        type_: match transition {
-            Transition::Lost(_) => "Warning",
-            _ => "Normal",
-        },
-        source: Source {
-            component: COMPONENT,
-        },
-        first_timestamp: stamp.clone(),
-        last_timestamp: stamp,
-        count: 1,
-        reporting_component: COMPONENT,
-        reporting_instance: &regarding.identity,
-    }
+    let stamp = quote(&timefmt::rfc3339_seconds(at));
+    let kind = match transition {
+        Transition::Lost(_) => "Warning",
+        _ => "Normal",
+    };
+    let (ns, name, id) = (
+        quote(&regarding.namespace),
+        quote(&regarding.name),
+        quote(&regarding.identity),
+    );
+    let uid = uid.map_or_else(String::new, |u| format!(",\"uid\":{}", quote(u)));
+    format!(
+        "{{\"apiVersion\":\"v1\",\"kind\":\"Event\",\
+         \"metadata\":{{\"name\":{},\"namespace\":{ns}}},\
+         \"involvedObject\":{{\"apiVersion\":\"coordination.k8s.io/v1\",\"kind\":\"Lease\",\
+         \"name\":{name},\"namespace\":{ns}{uid}}},\
+         \"reason\":\"{REASON}\",\"message\":{},\"type\":\"{kind}\",\
+         \"source\":{{\"component\":\"{COMPONENT}\"}},\
+         \"firstTimestamp\":{stamp},\"lastTimestamp\":{stamp},\"count\":1,\
+         \"reportingComponent\":\"{COMPONENT}\",\"reportingInstance\":{id}}}",
+        quote(&format!("{prefix}.{nanos:x}")),
+        quote(&message_of(regarding, transition)),
+    )
+}
+
+/// `s` as a JSON string literal.
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
 #[cfg(test)]
@@ -331,7 +285,7 @@ mod tests {
     use serde_json::Value;
 
     fn body(t: &Transition, uid: Option<&str>, at: SystemTime) -> Value {
-        serde_json::to_value(event_body(&regarding(), t, uid, at)).unwrap()
+        serde_json::from_str(&event_body(&regarding(), t, uid, at)).unwrap()
     }
 
     fn regarding() -> Regarding {
@@ -360,6 +314,24 @@ mod tests {
         let l = body(&Transition::Lost("x".repeat(5000)), None, at);
         assert_eq!(l["type"], "Warning");
         assert_eq!(l["message"].as_str().map(str::len), Some(MAX_MESSAGE));
+    }
+
+    #[test]
+    fn untrusted_names_are_quoted() {
+        let odd = Regarding {
+            namespace: "ns".into(),
+            name: "lock".into(),
+            identity: "pod\"0\\\n\u{1b}".into(),
+        };
+        let b: Value = serde_json::from_str(&event_body(
+            &odd,
+            &Transition::BecameLeader,
+            None,
+            SystemTime::now(),
+        ))
+        .unwrap();
+        assert_eq!(b["reportingInstance"], "pod\"0\\\n\u{1b}");
+        assert_eq!(b["message"], "pod\"0\\\n\u{1b} became leader");
     }
 
     #[test]

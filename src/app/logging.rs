@@ -124,10 +124,8 @@ impl<'kvs> log::kv::VisitSource<'kvs> for JsonFields<'_> {
             let _ = write!(self.0, "{n}");
         } else if let Some(n) = value.to_u64() {
             let _ = write!(self.0, "{n}");
-        } else if let Some(b) = value.to_bool() {
-            let _ = write!(self.0, "{b}");
         } else {
-            json_string(self.0, &value.to_string());
+            json_string(self.0, value.to_borrowed_str().unwrap_or_default());
         }
         Ok(())
     }

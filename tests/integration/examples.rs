@@ -48,6 +48,7 @@ const CLIENT_CALLS: &[(&str, &str)] = &[
     ("client.create::<", "create"),
     ("client.replace::<", "update"),
     ("client.delete(", "delete"),
+    ("client.post(", "create"),
     ("client.watch::<", "watch"),
     ("client.list::<", "list"),
 ];
