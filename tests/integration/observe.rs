@@ -143,11 +143,11 @@ fn no_events_when_disabled_and_one_warning_when_forbidden() {
 }
 
 #[test]
-fn a_hanging_events_endpoint_holds_up_no_renewal_and_no_hand_over() {
+fn a_hanging_or_failing_events_endpoint_holds_up_no_renewal_and_no_hand_over() {
     let c = Cluster::new("events-hang");
     c.api.set_resource_fault("events", Fault::Hang);
     let mut a = c.first_leader("pod-a");
-    let b = c.replica("pod-b", None, &[]);
+    let mut b = c.replica("pod-b", None, &[]);
     // The leader keeps renewing while its "became leader" event hangs.
     wait_for(
         "pod-a to renew three times",
@@ -171,7 +171,31 @@ fn a_hanging_events_endpoint_holds_up_no_renewal_and_no_hand_over() {
     });
     c.assert_no_overlap();
     assert!(c.api.list_objects("events", NS).is_empty());
-    drop(b);
+
+    // A failing endpoint: one warning, and the new leader renews on.
+    c.api.set_resource_fault(
+        "events",
+        Fault::Status {
+            code: 500,
+            retry_after: None,
+        },
+    );
+    let since = std::time::Instant::now();
+    b.signal("TERM");
+    assert_eq!(b.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    let log = b.log_text();
+    let warnings = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") && l.contains("cannot post a Kubernetes Event"))
+        .count();
+    assert_eq!(warnings, 1, "{log}");
+    assert!(log.contains("released the lease"), "{log}");
+    assert!(
+        event_requests(&c)
+            .iter()
+            .any(|r| r.code == 500 && r.at > since),
+        "the last event was not attempted"
+    );
 }
 
 /// Every line of `r`'s log as a JSON object (panics naming the line that is not).

@@ -65,7 +65,7 @@ pub struct LoggedRequest {
     /// HTTP status; 0 when no response was sent (Hang, Reset). Watches log 200 when the
     /// stream starts.
     pub code: u16,
-    /// leases | endpoints | endpointslices | "" (unknown path)
+    /// leases | endpoints | endpointslices | events | "" (unknown path)
     pub resource: String,
 }
 
