@@ -245,7 +245,9 @@ pub fn event_body(
     at: SystemTime,
 ) -> String {
     let nanos = at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| {
-        d.as_secs() * 1_000_000_000 + u64::from(d.subsec_nanos())
+        d.as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(d.subsec_nanos()))
     });
     // A name is at most 253 characters; the suffix takes up to 17.
     let prefix: String = regarding.name.chars().take(236).collect();
