@@ -226,14 +226,18 @@ fn message_of(regarding: &Regarding, transition: &Transition) -> String {
         Transition::StoppedLeading => format!("{id} stopped leading"),
         Transition::Lost(cause) => format!("{id} lost leadership: {cause}"),
     };
-    if text.len() > MAX_MESSAGE {
-        let mut end = MAX_MESSAGE;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
+    let keep = cut(&text, MAX_MESSAGE).len();
+    text.truncate(keep);
     text
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// The core/v1 Event for `transition` at `at` as JSON, as client-go's recorder builds one:
@@ -250,8 +254,8 @@ pub fn event_body(
             .saturating_add(u64::from(d.subsec_nanos()))
     });
     // A name is at most 253 characters; the suffix takes up to 17.
-    let prefix: String = regarding.name.chars().take(236).collect();
-    let stamp = quote(&timefmt::rfc3339_seconds(at));
+    let prefix = cut(&regarding.name, 236);
+    let stamp = quote(&timefmt::micro_time(at));
     let kind = match transition {
         Transition::Lost(_) => "Warning",
         _ => "Normal",
@@ -309,7 +313,7 @@ mod tests {
         assert_eq!(b["message"], "pod-0 became leader");
         assert_eq!(b["type"], "Normal");
         assert_eq!(b["reason"], "LeaderElection");
-        assert_eq!(b["firstTimestamp"], "2023-11-14T22:13:20Z");
+        assert_eq!(b["firstTimestamp"], "2023-11-14T22:13:20.000000Z");
         let s = body(&Transition::StoppedLeading, None, at);
         assert_eq!(s["message"], "pod-0 stopped leading");
         assert!(s["involvedObject"].get("uid").is_none());

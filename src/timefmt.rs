@@ -21,13 +21,6 @@ pub fn log_time(t: SystemTime) -> String {
     format!("{date}T{hms}.{:03}Z", micros / 1000)
 }
 
-/// Formats `t` as `YYYY-MM-DDTHH:MM:SSZ` (a Kubernetes `Time`, whole seconds).
-pub fn rfc3339_seconds(t: SystemTime) -> String {
-    let (secs, _) = split(t);
-    let (date, hms) = civil(secs);
-    format!("{date}T{hms}Z")
-}
-
 fn split(t: SystemTime) -> (i64, u32) {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => (d.as_secs() as i64, d.subsec_micros()),

@@ -122,8 +122,6 @@ impl<'kvs> log::kv::VisitSource<'kvs> for JsonFields<'_> {
         self.0.push(':');
         if let Some(n) = value.to_i64() {
             let _ = write!(self.0, "{n}");
-        } else if let Some(n) = value.to_u64() {
-            let _ = write!(self.0, "{n}");
         } else {
             json_string(self.0, value.to_borrowed_str().unwrap_or_default());
         }
