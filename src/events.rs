@@ -253,8 +253,9 @@ pub fn event_body(
             .saturating_mul(1_000_000_000)
             .saturating_add(u64::from(d.subsec_nanos()))
     });
-    // A name is at most 253 characters; the suffix takes up to 17.
-    let prefix = cut(&regarding.name, 236);
+    // A name is at most 253 characters; the suffix takes up to 17. A cut name must still end
+    // in a letter or digit to stay a DNS subdomain.
+    let prefix = cut(&regarding.name, 236).trim_end_matches(['-', '.']);
     let stamp = quote(&timefmt::micro_time(at));
     let kind = match transition {
         Transition::Lost(_) => "Warning",
@@ -320,6 +321,14 @@ mod tests {
         let l = body(&Transition::Lost("x".repeat(5000)), None, at);
         assert_eq!(l["type"], "Warning");
         assert_eq!(l["message"].as_str().map(str::len), Some(MAX_MESSAGE));
+        let long = Regarding {
+            name: format!("{}-b", "a".repeat(235)),
+            ..regarding()
+        };
+        let cut_name: Value =
+            serde_json::from_str(&event_body(&long, &Transition::BecameLeader, None, at)).unwrap();
+        let name = cut_name["metadata"]["name"].as_str().unwrap();
+        assert!(name.len() <= 253 && name.starts_with(&"a".repeat(235)) && name.contains("a."));
     }
 
     #[test]
