@@ -3,7 +3,7 @@
 # builds the static release binary, then runs every test of the workspace against it and the
 # debug build. Integration tests start a test Kubernetes API server on 127.0.0.1 and real
 # replicas of the binary; the PID-namespace, chroot and scratch-image tests need root and a
-# static busybox (installed here with apt-get when missing and possible). With REQUIRE_STATIC
+# static busybox (installed here with apt-get when missing and possible), and promtool. With REQUIRE_STATIC
 # set (below), a missing prerequisite fails those tests instead of skipping them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,14 @@ if ! dpkg -s busybox-static >/dev/null 2>&1 && ((EUID == 0)) && command -v apt-g
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -qq busybox-static >/dev/null 2>&1 ||
     { apt-get update -qq >/dev/null && apt-get install -y -qq busybox-static >/dev/null; }
+fi
+# promtool checks examples/prometheus-rules.yaml (tests/integration/examples.rs); Debian ships
+# it in the prometheus package (the server is installed but not started).
+if ! command -v promtool >/dev/null && ((EUID == 0)) && command -v apt-get >/dev/null; then
+  echo "installing prometheus (for promtool)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 ||
+    { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 fi
 scripts/build-static.sh >/dev/null
 # The output is also kept to add up every test binary's result line at the end ("skipped":

@@ -7,6 +7,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod election;
+pub mod events;
 pub mod kube;
 pub mod leadership;
 pub mod lease;

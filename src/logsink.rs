@@ -64,8 +64,17 @@ impl Write for QueueWriter {
     }
 }
 
+/// What the writer puts where lines were dropped: the text for that many dropped lines.
+pub type DropNote = fn(u64) -> String;
+
+fn default_note(n: u64) -> String {
+    format!("k8s-await-election: {n} log line(s) dropped here: stderr was not being read\n")
+}
+
 /// The queue's other end: owned by whoever starts the writer thread and flushes at exit.
 pub struct LogQueue {
+    /// The drop note, in the log's format.
+    note: DropNote,
     queue: SyncSender<Message>,
     /// The receiving end and the output until [`LogQueue::start_writer`] hands them to the
     /// writer thread.
@@ -84,6 +93,7 @@ pub fn queue(out: impl Write + Send + 'static) -> (QueueWriter, LogQueue) {
             dropped: Arc::clone(&dropped),
         },
         LogQueue {
+            note: default_note,
             queue: tx,
             idle: Some((rx, Box::new(out))),
             dropped,
@@ -92,6 +102,11 @@ pub fn queue(out: impl Write + Send + 'static) -> (QueueWriter, LogQueue) {
 }
 
 impl LogQueue {
+    /// Writes drop notes with `note` (e.g. as JSON). Call before [`LogQueue::start_writer`].
+    pub fn set_drop_note(&mut self, note: DropNote) {
+        self.note = note;
+    }
+
     /// Starts the thread that writes the queued lines (those queued so far, then the rest).
     /// The thread inherits the caller's signal mask: start it once signals are blocked.
     /// A second call does nothing.
@@ -102,7 +117,10 @@ impl LogQueue {
         thread::Builder::new()
             .name("log-writer".into())
             .stack_size(64 * 1024)
-            .spawn(move || write_lines(&lines, out))
+            .spawn({
+                let note = self.note;
+                move || write_lines(&lines, out, note)
+            })
             .map(drop)
     }
 
@@ -112,7 +130,7 @@ impl LogQueue {
     pub fn flush(&mut self, deadline: Instant) -> bool {
         if let Some((lines, out)) = &mut self.idle {
             while let Ok(message) = lines.try_recv() {
-                write_message(out, message);
+                write_message(out, message, self.note);
             }
             // The marker a writer thread would get: reports lines dropped after the last one.
             let (ack, _) = mpsc::channel();
@@ -123,6 +141,7 @@ impl LogQueue {
                     dropped_before,
                     ack,
                 },
+                self.note,
             );
             return out.flush().is_ok();
         }
@@ -154,14 +173,14 @@ impl LogQueue {
 }
 
 /// The writer thread: copy lines to `out`, blocking as long as `out` does.
-fn write_lines(lines: &Receiver<Message>, mut out: Box<dyn Write + Send>) {
+fn write_lines(lines: &Receiver<Message>, mut out: Box<dyn Write + Send>, note: DropNote) {
     while let Ok(message) = lines.recv() {
-        write_message(&mut out, message);
+        write_message(&mut out, message, note);
     }
 }
 
 /// Writes one message; a write error (a closed stderr) loses the line, nothing else.
-fn write_message(out: &mut dyn Write, message: Message) {
+fn write_message(out: &mut dyn Write, message: Message, note: DropNote) {
     let (dropped_before, line, ack) = match message {
         Message::Line {
             dropped_before,
@@ -173,10 +192,7 @@ fn write_message(out: &mut dyn Write, message: Message) {
         } => (dropped_before, None, Some(ack)),
     };
     if dropped_before > 0 {
-        let note = format!(
-            "k8s-await-election: {dropped_before} log line(s) dropped here: stderr was not being read\n"
-        );
-        let _ = out.write_all(note.as_bytes());
+        let _ = out.write_all(note(dropped_before).as_bytes());
     }
     if let Some(line) = line {
         let _ = out.write_all(&line);

@@ -13,6 +13,7 @@ use log::{debug, info, warn};
 use super::lifecycle::Report;
 use crate::config;
 use crate::election::{Campaign, Elector, LeaderHooks, Term};
+use crate::events::{Recorder, Transition};
 use crate::kube;
 use crate::service::Router;
 use crate::supervisor::Waker;
@@ -24,6 +25,7 @@ pub(super) fn run(
     reports: Sender<Report>,
     waker: Waker,
     timings: config::Timings,
+    events: Recorder,
 ) {
     // However this thread ends (even by a panic), wake the main thread so it notices.
     struct WakeOnExit(Waker);
@@ -44,6 +46,8 @@ pub(super) fn run(
         Campaign::Shutdown => return report(Report::Finished),
         Campaign::Fatal(e) => return report(Report::Fatal(fatal_message(&e))),
     }
+    // Events go through a queue to their own thread: recording never waits.
+    events.record(Transition::BecameLeader, elector.lease_uid());
     let mut hooks = Routing {
         router: router.as_mut(),
         pending: false,
@@ -57,6 +61,7 @@ pub(super) fn run(
             Ok(()) => info!("service now points at this pod"),
             Err(e @ kube::Error::Forbidden(_)) => {
                 elector.release(release_deadline());
+                events.record(Transition::StoppedLeading, elector.lease_uid());
                 return report(Report::Fatal(format!("cannot route the service: {e}")));
             }
             Err(kube::Error::NamespaceNotFound { namespace, message }) => {
@@ -86,6 +91,7 @@ pub(super) fn run(
         } else {
             Report::Lost(lost.to_string())
         });
+        events.record(Transition::Lost(lost.to_string()), elector.lease_uid());
     }
     if let Some(r) = hooks.router.as_deref_mut() {
         r.withdraw(release_deadline());
@@ -95,6 +101,7 @@ pub(super) fn run(
         elector.wait_for_shutdown();
     }
     elector.release(release_deadline());
+    events.record(Transition::StoppedLeading, elector.lease_uid());
     report(Report::Finished);
 }
 

@@ -18,11 +18,12 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use log::{debug, error, info, warn};
+use log::{error, info, warn};
 
 use crate::clock::BootInstant;
 use crate::config::{self, Config, SignalTarget};
 use crate::election::{self, Elector, Inbox, Snapshot};
+use crate::events::{self, Recorder};
 use crate::kube::{self, Client, InClusterConfig};
 use crate::logsink::{self, LogQueue};
 use crate::service::Router;
@@ -37,6 +38,9 @@ mod logging;
 
 /// How long the exit waits for queued log lines to reach stderr.
 const LOG_FLUSH_BUDGET: Duration = Duration::from_secs(1);
+/// How long the exit waits for the last Kubernetes Event ("stopped leading") to be posted.
+/// The Lease is already released by then: this delays only the exit, never a hand-over.
+const EVENTS_FLUSH_BUDGET: Duration = Duration::from_millis(500);
 
 const USAGE: &str = "\
 usage: k8s-await-election CMD [ARGS...]
@@ -77,7 +81,7 @@ pub fn main(args: Vec<OsString>, env_os: &dyn Fn(&str) -> Option<OsString>) -> i
     }
     if env_os(config::ENABLED).is_some_and(|v| !v.is_empty()) {
         if let Err(e) = config::check_utf8(variables_read(), env_os) {
-            logging::init(&env, None);
+            logging::init(&env, None, None);
             error!("configuration error: {e}");
             return exit::CONFIG;
         }
@@ -92,7 +96,7 @@ pub fn main(args: Vec<OsString>, env_os: &dyn Fn(&str) -> Option<OsString>) -> i
     let config = match config::from_env(args, &config_env) {
         Ok(c) => c,
         Err(e) => {
-            logging::init(&env, None);
+            logging::init(&env, None, None);
             error!("configuration error: {e}");
             return exit::CONFIG;
         }
@@ -123,13 +127,18 @@ pub fn run(config: Config, env: &dyn Fn(&str) -> Option<String>) -> i32 {
     match config.election {
         None => {
             let e = supervisor::exec(&config.command);
-            logging::init(env, None);
+            logging::init(env, None, None);
             error!("{e}");
             e.exit_code()
         }
         Some(election) => {
             let (writer, mut log_queue) = logsink::queue(std::io::stderr());
-            logging::init(env, Some(writer));
+            log_queue.set_drop_note(logging::drop_note(logging::format_from_env(env)));
+            let context = logging::Context {
+                lease: format!("{}/{}", election.lock_namespace, election.lock_name),
+                identity: election.identity.clone(),
+            };
+            logging::init(env, Some(writer), Some(context));
             let code = run_election(config.command, election, env, &mut log_queue);
             // The last lines (why we exit) matter; a blocked stderr may not hold us up long.
             log_queue.flush(Instant::now() + LOG_FLUSH_BUDGET);
@@ -220,11 +229,30 @@ fn run_election(
         .service
         .clone()
         .map(|s| Router::new(Arc::clone(&client), s));
+    let recorder = if cfg.events {
+        let regarding = events::Regarding {
+            namespace: cfg.lock_namespace.clone(),
+            name: cfg.lock_name.clone(),
+            identity: cfg.identity.clone(),
+        };
+        match Recorder::start(Arc::clone(&client), regarding) {
+            Ok(r) => r,
+            Err(e) => {
+                error!("cannot start the events thread: {e}");
+                return exit::INTERNAL;
+            }
+        }
+    } else {
+        Recorder::off()
+    };
     let waker = sup.waker();
+    let for_elector = recorder.clone();
     let spawned = thread::Builder::new()
         .name("elector".into())
         .stack_size(512 * 1024)
-        .spawn(move || elector_thread::run(elector, router, report_tx, waker, timings));
+        .spawn(move || {
+            elector_thread::run(elector, router, report_tx, waker, timings, for_elector)
+        });
     if let Err(e) = spawned {
         error!("cannot start the elector thread: {e}");
         return exit::INTERNAL;
@@ -235,6 +263,7 @@ fn run_election(
     // forever when we are not PID 1): the Lease was not released then, and must not be
     // taken over while it runs.
     sup.wait_until_nothing_left();
+    recorder.flush(Instant::now() + EVENTS_FLUSH_BUDGET);
     code
 }
 
@@ -365,7 +394,7 @@ impl MainThread<'_> {
             Action::Spawn { deadline } => {
                 return Outcome::FollowUp(match self.sup.spawn(self.command, Some(deadline)) {
                     Ok(pid) => {
-                        debug!("CMD runs as pid {pid}");
+                        log::debug!("CMD runs as pid {pid}");
                         Input::Spawned
                     }
                     Err(e) => {
@@ -396,7 +425,10 @@ impl MainThread<'_> {
                     gone: self.sup.nothing_left(),
                 });
             }
-            Action::Exit(code) => return Outcome::Exit(code),
+            Action::Exit(code) => {
+                log::debug!(exitCode = code; "exiting with code {code}");
+                return Outcome::Exit(code);
+            }
         }
         Outcome::Done
     }

@@ -31,9 +31,10 @@ pub use timings::{
     DEFAULT_RENEW_DEADLINE, DEFAULT_RETRY_PERIOD, MIN_LEASE_DURATION, MIN_RETRY_PERIOD,
 };
 pub use vars::{
-    Variable, ENABLED, GRACE_PERIOD, IDENTITY, KILL_MARGIN, LEASE_DURATION, LOCK_NAME,
-    LOCK_NAMESPACE, NAME, NODE_NAME, POD_IP, RENEW_DEADLINE, RETRY_PERIOD, SERVICE_MODE,
-    SERVICE_NAME, SERVICE_NAMESPACE, SERVICE_PORTS_JSON, SIGNAL_TARGET, STATUS_ENDPOINT, VARIABLES,
+    Variable, ENABLED, EVENTS, GRACE_PERIOD, IDENTITY, KILL_MARGIN, LEASE_DURATION, LOCK_NAME,
+    LOCK_NAMESPACE, LOG_FORMAT, NAME, NODE_NAME, POD_IP, RENEW_DEADLINE, RETRY_PERIOD,
+    SERVICE_MODE, SERVICE_NAME, SERVICE_NAMESPACE, SERVICE_PORTS_JSON, SIGNAL_TARGET,
+    STATUS_ENDPOINT, VARIABLES,
 };
 
 use error::bad;
@@ -74,6 +75,28 @@ pub struct Election {
     pub kill_margin: Duration,
     /// Where forwarded signals go.
     pub signal_target: SignalTarget,
+    /// Post Kubernetes Events on leadership changes (`K8S_AWAIT_ELECTION_EVENTS`).
+    pub events: bool,
+}
+
+/// The format of log lines (`K8S_AWAIT_ELECTION_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// `<time> <LEVEL> k8s-await-election: <message>` (the default).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The log format `value` names (`None`: unset or empty, the default); `Err` for any other
+/// value. Read before the rest of the configuration, so even its errors use the format.
+pub fn log_format(value: Option<&str>) -> Result<LogFormat, ConfigError> {
+    match value {
+        None | Some("" | "text") => Ok(LogFormat::Text),
+        Some("json") => Ok(LogFormat::Json),
+        Some(v) => Err(bad(LOG_FORMAT, v, "expected \"text\" or \"json\"")),
+    }
 }
 
 /// Where CMD's forwarded signals go.
@@ -192,6 +215,12 @@ pub fn from_env(
     };
 
     let service = service_from_env(&get, &lock_namespace)?;
+    log_format(get(LOG_FORMAT).as_deref())?;
+    let events = match get(EVENTS).as_deref() {
+        None | Some("on") => true,
+        Some("off") => false,
+        Some(v) => return Err(bad(EVENTS, v, "expected \"on\" or \"off\"")),
+    };
 
     Ok(Config {
         command,
@@ -206,6 +235,7 @@ pub fn from_env(
             grace_period,
             kill_margin,
             signal_target,
+            events,
         }),
     })
 }
@@ -251,6 +281,20 @@ mod tests {
         assert_eq!(c.grace_period, Duration::from_secs(3));
         assert_eq!(c.signal_target, SignalTarget::Child);
         assert_eq!(c.service, None);
+        assert!(c.events);
+    }
+
+    #[test]
+    fn events_and_log_format() {
+        let off = with(&[(EVENTS, "off"), (LOG_FORMAT, "json")]).expect("valid");
+        assert!(!off.election.expect("enabled").events);
+        assert_eq!(log_format(Some("json")), Ok(LogFormat::Json));
+        assert_eq!(log_format(None), Ok(LogFormat::Text));
+        assert_eq!(with(&[(EVENTS, "no")]).unwrap_err().variable, EVENTS);
+        assert_eq!(
+            with(&[(LOG_FORMAT, "yaml")]).unwrap_err().variable,
+            LOG_FORMAT
+        );
     }
 
     #[test]

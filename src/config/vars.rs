@@ -40,6 +40,10 @@ pub const GRACE_PERIOD: &str = "K8S_AWAIT_ELECTION_GRACE_PERIOD";
 pub const SIGNAL_TARGET: &str = "K8S_AWAIT_ELECTION_SIGNAL_TARGET";
 /// Time kept between the SIGKILL of a stepping-down CMD and the lease's expiry.
 pub const KILL_MARGIN: &str = "K8S_AWAIT_ELECTION_KILL_MARGIN";
+/// `on` or `off`: Kubernetes Events on leadership changes.
+pub const EVENTS: &str = "K8S_AWAIT_ELECTION_EVENTS";
+/// `text` or `json`: the format of our log lines.
+pub const LOG_FORMAT: &str = "K8S_AWAIT_ELECTION_LOG_FORMAT";
 
 /// One variable the configuration reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +148,16 @@ pub const VARIABLES: &[Variable] = &[
         name: KILL_MARGIN,
         default: "2s",
         doc: "time kept between the SIGKILL of a stepping-down CMD and the lease's expiry, for the kernel to finish CMD",
+    },
+    Variable {
+        name: EVENTS,
+        default: "on",
+        doc: "`on`: post Kubernetes Events when this replica becomes or stops being leader (best effort); `off`: none",
+    },
+    Variable {
+        name: LOG_FORMAT,
+        default: "text",
+        doc: "`text`: one plain line per log record; `json`: one JSON object per line",
     },
 ];
 

@@ -106,7 +106,7 @@ impl Elector {
                     info!("the lease names our identity {h:?} but this process did not write it (a previous run, or another replica with the same identity): waiting until it is released or expires");
                 }
             }
-            HolderChange::Taken(h) => info!("new leader: {h}"),
+            HolderChange::Taken(h) => info!(holder = h.as_str(); "new leader: {h}"),
             HolderChange::Freed => info!("the lease {} is free", self.settings().lock_name),
         }
         match self.core.invalid_duration() {
@@ -374,6 +374,12 @@ impl Elector {
         Ok(())
     }
 
+    /// The `metadata.uid` of the Lease as we last saw it (for events about it).
+    pub fn lease_uid(&self) -> Option<String> {
+        let meta = &self.core.lease()?.metadata;
+        meta.rest.get("uid")?.as_str().map(String::from)
+    }
+
     /// The holder as we last saw it, for log lines and reasons.
     pub(super) fn holder_text(&self) -> String {
         self.core
@@ -383,7 +389,12 @@ impl Elector {
 
     /// Ends the term: leadership is gone, because of `cause`.
     fn lost(&mut self, cause: LostCause) -> Term {
-        warn!("lost leadership: {cause}");
+        match &cause {
+            LostCause::TakenOver { by } => {
+                warn!(holder = by.as_str(); "lost leadership: {cause}");
+            }
+            _ => warn!("lost leadership: {cause}"),
+        }
         self.renewed_at = None;
         self.snapshot.update(|s| s.leading = false);
         Term::Lost(cause.into())

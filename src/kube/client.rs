@@ -127,7 +127,25 @@ impl Client {
     /// DELETEs the object at `path`. The response body (a Status or the deleted object) is
     /// read and ignored.
     pub fn delete(&self, path: &str, deadline: Instant) -> Result<(), Error> {
-        let mut resp = self.execute(Method::DELETE, path, "", None, deadline)?;
+        let resp = self.execute(Method::DELETE, path, "", None, deadline)?;
+        self.discard(resp, deadline)
+    }
+
+    /// POSTs `body` to `collection_path` when the created object is of no interest (an
+    /// Event): the answer is read and ignored.
+    pub fn post(&self, collection_path: &str, body: &[u8], deadline: Instant) -> Result<(), Error> {
+        let resp = self.execute(
+            Method::POST,
+            collection_path,
+            "",
+            Some(body.to_vec()),
+            deadline,
+        )?;
+        self.discard(resp, deadline)
+    }
+
+    /// Reads a successful answer's body to its end (bounded) and drops it.
+    fn discard(&self, mut resp: Response<Body>, deadline: Instant) -> Result<(), Error> {
         let mut sink = Vec::new();
         resp.body_mut()
             .with_config()

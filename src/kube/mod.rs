@@ -25,8 +25,8 @@ pub use incluster::{
 };
 pub use meta::ObjectMeta;
 pub use paths::{
-    endpoints_collection, endpoints_path, endpointslice_path, endpointslices_path, lease_path,
-    leases_path, ListParams,
+    endpoints_collection, endpoints_path, endpointslice_path, endpointslices_path, events_path,
+    lease_path, leases_path, ListParams,
 };
 pub use watch::{WatchEvent, WatchStream};
 

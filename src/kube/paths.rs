@@ -58,6 +58,11 @@ pub fn endpointslices_path(ns: &str) -> String {
     )
 }
 
+/// `/api/v1/namespaces/{ns}/events` (core/v1 Events, as client-go's recorder writes them)
+pub fn events_path(ns: &str) -> String {
+    format!("/api/v1/namespaces/{}/events", percent_encode(ns))
+}
+
 /// `path` with a leading `/`.
 pub(super) fn normalize_path(path: &str) -> Cow<'_, str> {
     if path.starts_with('/') {

@@ -333,8 +333,13 @@ impl Supervisor {
                     exec.after_exit();
                 }
                 match exit {
-                    ChildExit::Code(code) => log::info!("CMD exited with code {code}"),
-                    ChildExit::Signaled(sig) => log::info!("CMD killed by {}", signal_name(sig)),
+                    ChildExit::Code(code) => {
+                        log::info!(exitCode = code; "CMD exited with code {code}");
+                    }
+                    ChildExit::Signaled(sig) => {
+                        let code = 128 + sig;
+                        log::info!(exitCode = code; "CMD killed by {}", signal_name(sig));
+                    }
                 }
                 self.exited = Some(exit);
             } else {

@@ -142,7 +142,7 @@ impl Supervisor {
         if self.target == SignalTarget::Group {
             self.last_pgid = Some(pid);
         }
-        log::info!("started CMD (pid {pid})");
+        log::info!(pid = pid; "started CMD (pid {pid})");
         Ok(pid as u32)
     }
 }

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use k8s_await_election::config;
 use k8s_await_election::kube::SERVICEACCOUNT_DIR_ENV;
-use yaml_rust2::{Yaml, YamlLoader};
+use yaml_rust2::{Yaml, YamlEmitter, YamlLoader};
+
+use crate::prereqs::require;
+use crate::tempdir::TempDir;
 
 /// The requests the code makes with the recommended `K8S_AWAIT_ELECTION_SERVICE_MODE=auto`,
 /// as (API group, resource, RBAC verbs). Keep in step with the code:
@@ -35,6 +38,8 @@ const USED: &[(&str, &str, &[&str])] = &[
         &["get", "create", "update"],
     ),
     ("", "endpoints", &["delete"]),
+    // events, `src/events.rs`: create (optional: without it one WARN, and no events).
+    ("", "events", &["create"]),
 ];
 
 /// `Client` methods → RBAC verbs, to notice when the code starts making a new kind of request.
@@ -43,6 +48,7 @@ const CLIENT_CALLS: &[(&str, &str)] = &[
     ("client.create::<", "create"),
     ("client.replace::<", "update"),
     ("client.delete(", "delete"),
+    ("client.post(", "create"),
     ("client.watch::<", "watch"),
     ("client.list::<", "list"),
 ];
@@ -177,6 +183,7 @@ fn every_document_is_a_named_object() {
     }
     let expected: BTreeSet<String> = [
         "Deployment",
+        "PrometheusRule",
         "Role",
         "RoleBinding",
         "Service",
@@ -412,6 +419,7 @@ fn used_verbs_match_the_client_calls_in_the_code() {
             .collect()
     };
     assert_eq!(calls("election"), verbs_of(&["leases"]), "src/election");
+    assert_eq!(calls("events"), verbs_of(&["events"]), "src/events.rs");
     assert_eq!(
         calls("service"),
         verbs_of(&["endpointslices", "endpoints"]),
@@ -448,4 +456,101 @@ fn module_sources(module: &str) -> Vec<String> {
     }
     assert!(!texts.is_empty(), "no source for module {module}");
     texts
+}
+
+/// The rule groups of `examples/prometheus-rules.yaml` (a PrometheusRule) as the plain rules
+/// file Prometheus and promtool read: its `spec`.
+fn plain_rules_file() -> String {
+    let rule = object("PrometheusRule");
+    assert_eq!(
+        str_at(&rule, &["apiVersion"]),
+        Some("monitoring.coreos.com/v1")
+    );
+    let mut out = String::new();
+    YamlEmitter::new(&mut out)
+        .dump(&rule["spec"])
+        .expect("emit the rule groups");
+    out
+}
+
+/// The metric names an expression uses (ours and client-go's).
+fn metrics_in(expr: &str) -> BTreeSet<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("k8s_await_election_") || w.starts_with("leader_election_"))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn prometheus_rules_pass_promtool() {
+    let Some(promtool) = require(
+        "prometheus_rules_pass_promtool",
+        which("promtool").ok_or_else(|| "promtool is not installed (Debian: prometheus)".into()),
+    ) else {
+        return;
+    };
+    let dir = TempDir::new("promrules");
+    let file = dir.join("rules.yaml");
+    std::fs::write(&file, plain_rules_file()).expect("write rules");
+    let out = std::process::Command::new(promtool)
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("run promtool");
+    assert!(
+        out.status.success(),
+        "promtool check rules:\n{}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        plain_rules_file()
+    );
+}
+
+#[test]
+fn prometheus_rules_use_metrics_that_metrics_serves() {
+    let rule = object("PrometheusRule");
+    let mut alerts = BTreeSet::new();
+    let mut used = BTreeSet::new();
+    for group in list(&rule["spec"]["groups"]) {
+        for r in list(&group["rules"]) {
+            alerts.insert(str_at(r, &["alert"]).expect("an alert name").to_string());
+            let expr = str_at(r, &["expr"]).expect("an expr");
+            assert!(expr.contains("by (namespace, name)"), "{expr}");
+            used.extend(metrics_in(expr));
+        }
+    }
+    let expected: BTreeSet<String> = [
+        "ElectionFlapping",
+        "ElectionMoreThanOneLeader",
+        "ElectionNoLeader",
+        "ElectionRenewalFailuresRising",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(alerts, expected);
+    // What /metrics serves (every metric, as for a replica that has renewed).
+    let served =
+        k8s_await_election::status::metrics_text(&k8s_await_election::leadership::Status {
+            name: "my-election".into(),
+            leading: true,
+            last_renew_wall: Some(std::time::SystemTime::now()),
+            ..Default::default()
+        });
+    for metric in &used {
+        let sample = format!("{metric}{{name=\"my-election\"}} ");
+        assert!(
+            served.lines().any(|l| l.starts_with(&sample)),
+            "the rules use {metric} with a `name` label, which /metrics does not serve:\n{served}"
+        );
+    }
+    assert!(used.len() >= 3, "{used:?}");
+}
+
+/// The path of `program` on PATH, if any.
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
 }

@@ -23,6 +23,7 @@ mod examples;
 mod kube_client;
 mod kubectl;
 mod namespaces;
+mod observe;
 mod safety;
 mod scratch_image;
 mod service_routing;

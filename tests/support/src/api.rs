@@ -155,7 +155,11 @@ pub fn handle(shared: &Shared, tls: &mut Tls, req: Request) -> Outcome {
     };
     let keep = req.keep_alive;
 
-    let fault = shared.lock().faults.for_request(token.as_deref());
+    let resource = entry.resource.clone();
+    let fault = shared
+        .lock()
+        .faults
+        .for_resource_request(&resource, token.as_deref());
     match fault {
         Fault::None => {}
         Fault::Latency(d) => shared.sleep(d),
@@ -164,7 +168,7 @@ pub fn handle(shared: &Shared, tls: &mut Tls, req: Request) -> Outcome {
             let g = shared.lock();
             let tok = token.clone();
             let _ = shared.wait_until(g, None, |s| {
-                s.faults.for_request(tok.as_deref()) != Fault::Hang
+                s.faults.for_resource_request(&resource, tok.as_deref()) != Fault::Hang
             });
             return Outcome::Abort;
         }

@@ -28,6 +28,8 @@ pub enum Fault {
 pub struct Faults {
     global: Fault,
     per_token: HashMap<String, Fault>,
+    /// Keyed by resource ("events"): wins over the others for requests to that resource.
+    per_resource: HashMap<String, Fault>,
 }
 
 impl Faults {
@@ -46,6 +48,24 @@ impl Faults {
     pub fn clear(&mut self) {
         self.global = Fault::None;
         self.per_token.clear();
+        self.per_resource.clear();
+    }
+
+    pub fn set_resource(&mut self, resource: &str, f: Fault) {
+        if f == Fault::None {
+            self.per_resource.remove(resource);
+        } else {
+            self.per_resource.insert(resource.to_string(), f);
+        }
+    }
+
+    /// The fault for a request to `resource` carrying `token`: a per-resource fault wins,
+    /// then a per-token one, then the global one.
+    pub fn for_resource_request(&self, resource: &str, token: Option<&str>) -> Fault {
+        match self.per_resource.get(resource) {
+            Some(f) => f.clone(),
+            None => self.for_request(token),
+        }
     }
 
     pub fn global(&self) -> &Fault {

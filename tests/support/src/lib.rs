@@ -13,6 +13,7 @@
 mod api;
 mod bookmarks;
 mod discovery;
+mod events;
 mod faults;
 mod http;
 mod namespaces;
@@ -68,7 +69,7 @@ pub struct LoggedRequest {
     /// HTTP status; 0 when no response was sent (Hang, Reset). Watches log 200 when the
     /// stream starts.
     pub code: u16,
-    /// leases | endpoints | endpointslices | "" (unknown path)
+    /// leases | endpoints | endpointslices | events | "" (unknown path)
     pub resource: String,
 }
 
@@ -88,7 +89,7 @@ pub fn micro_time_now() -> String {
 
 fn kind_of(resource: &str) -> Kind {
     Kind::from_resource(resource).unwrap_or_else(|| {
-        panic!("test-apiserver: unknown resource {resource:?} (leases|endpoints|endpointslices)")
+        panic!("test-apiserver: unknown resource {resource:?} (leases|endpoints|endpointslices|events)")
     })
 }
 
@@ -309,6 +310,13 @@ impl ApiServer {
 
     pub fn set_token_fault(&self, token: &str, fault: Fault) {
         self.shared.lock().faults.set_token(token, fault);
+        self.shared.cond.notify_all();
+    }
+
+    /// A fault for every request to `resource` ("events", "leases", ...), whatever its token;
+    /// it wins over global and per-token faults. `Fault::None` removes it.
+    pub fn set_resource_fault(&self, resource: &str, fault: Fault) {
+        self.shared.lock().faults.set_resource(resource, fault);
         self.shared.cond.notify_all();
     }
 

@@ -49,7 +49,7 @@ static MANAGED_FIELDS: &[(&str, Ty)] = &[
     ("subresource", Str),
 ];
 
-static OBJECT_META: &[(&str, Ty)] = &[
+pub static OBJECT_META: &[(&str, Ty)] = &[
     ("name", Str),
     ("generateName", Str),
     ("namespace", Str),
@@ -165,10 +165,12 @@ fn schema(kind: Kind) -> &'static Ty {
     static L: Ty = Obj("Lease", LEASE);
     static E: Ty = Obj("Endpoints", ENDPOINTS);
     static S: Ty = Obj("EndpointSlice", ENDPOINT_SLICE);
+    static V: Ty = Obj("Event", crate::events::EVENT);
     match kind {
         Kind::Lease => &L,
         Kind::Endpoints => &E,
         Kind::EndpointSlice => &S,
+        Kind::Event => &V,
     }
 }
 

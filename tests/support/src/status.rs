@@ -9,10 +9,17 @@ pub enum Kind {
     Lease,
     Endpoints,
     EndpointSlice,
+    /// core/v1 Event (see `events.rs`).
+    Event,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Lease, Kind::Endpoints, Kind::EndpointSlice];
+    pub const ALL: [Kind; 4] = [
+        Kind::Lease,
+        Kind::Endpoints,
+        Kind::EndpointSlice,
+        Kind::Event,
+    ];
 
     /// Plural resource name as used in URLs and RBAC.
     pub fn resource(self) -> &'static str {
@@ -20,6 +27,7 @@ impl Kind {
             Kind::Lease => "leases",
             Kind::Endpoints => "endpoints",
             Kind::EndpointSlice => "endpointslices",
+            Kind::Event => "events",
         }
     }
 
@@ -33,6 +41,7 @@ impl Kind {
             Kind::Lease => "coordination.k8s.io",
             Kind::Endpoints => "",
             Kind::EndpointSlice => "discovery.k8s.io",
+            Kind::Event => "",
         }
     }
 
@@ -41,6 +50,7 @@ impl Kind {
             Kind::Lease => "Lease",
             Kind::Endpoints => "Endpoints",
             Kind::EndpointSlice => "EndpointSlice",
+            Kind::Event => "Event",
         }
     }
 
@@ -49,6 +59,7 @@ impl Kind {
             Kind::Lease => "coordination.k8s.io/v1",
             Kind::Endpoints => "v1",
             Kind::EndpointSlice => "discovery.k8s.io/v1",
+            Kind::Event => "v1",
         }
     }
 
@@ -58,6 +69,7 @@ impl Kind {
             Kind::Lease => "/apis/coordination.k8s.io/v1",
             Kind::Endpoints => "/api/v1",
             Kind::EndpointSlice => "/apis/discovery.k8s.io/v1",
+            Kind::Event => "/api/v1",
         }
     }
 
@@ -75,7 +87,7 @@ impl Kind {
     pub fn allow_create_on_update(self) -> bool {
         match self {
             Kind::Lease | Kind::Endpoints => true,
-            Kind::EndpointSlice => false,
+            Kind::EndpointSlice | Kind::Event => false,
         }
     }
 
@@ -83,7 +95,7 @@ impl Kind {
     pub fn allow_unconditional_update(self) -> bool {
         match self {
             Kind::Lease => false,
-            Kind::Endpoints | Kind::EndpointSlice => true,
+            Kind::Endpoints | Kind::EndpointSlice | Kind::Event => true,
         }
     }
 }
@@ -198,6 +210,7 @@ fn storage_key(kind: Kind, ns: &str, name: &str) -> String {
         Kind::Lease => "leases",
         Kind::Endpoints => "services/endpoints",
         Kind::EndpointSlice => "endpointslices",
+        Kind::Event => "events",
     };
     format!("/registry/{prefix}/{ns}/{name}")
 }

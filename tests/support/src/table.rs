@@ -176,6 +176,14 @@ fn columns(kind: Kind) -> Vec<Value> {
             ),
             age,
         ],
+        // kube-apiserver's printer for core/v1 Events (what `kubectl get events` shows).
+        Kind::Event => vec![
+            column("Last Seen", "", "Time of the last occurrence of this event."),
+            column("Type", "", "Type of this event (Normal, Warning)."),
+            column("Reason", "", "This should be a short, machine understandable string that gives the reason for the transition into the object's current status."),
+            column("Object", "", "The object that this event is about."),
+            column("Message", "", "A human-readable description of the status of this operation."),
+        ],
     }
 }
 
@@ -200,6 +208,21 @@ fn row(kind: Kind, req: TableRequest, obj: &Value) -> Value {
             slice_endpoints_cell(obj),
             age
         ]),
+        Kind::Event => {
+            let seen = [
+                "/lastTimestamp",
+                "/eventTime",
+                "/metadata/creationTimestamp",
+            ]
+            .iter()
+            .find_map(|p| obj.pointer(p).and_then(Value::as_str));
+            let object = format!(
+                "{}/{}",
+                s("/involvedObject/kind").to_ascii_lowercase(),
+                s("/involvedObject/name")
+            );
+            json!([self::age(seen), s("/type"), s("/reason"), object, s("/message")])
+        }
     };
     let mut r = json!({"cells": cells});
     match req.include {

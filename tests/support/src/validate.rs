@@ -162,7 +162,7 @@ fn validate_object_meta(obj: &Value, errs: &mut Vec<FieldError>) {
 /// Defaults the real apiserver applies after decoding (SetDefaults_*).
 pub fn apply_defaults(kind: Kind, obj: &mut Value) {
     match kind {
-        Kind::Lease => {}
+        Kind::Lease | Kind::Event => {}
         Kind::Endpoints => {
             if let Some(subsets) = obj.get_mut("subsets").and_then(Value::as_array_mut) {
                 for ss in subsets {
@@ -216,6 +216,7 @@ pub fn validate(kind: Kind, obj: &Value, old: Option<&Value>) -> Vec<FieldError>
         Kind::Lease => validate_lease(obj, &mut errs),
         Kind::Endpoints => validate_endpoints(obj, &mut errs),
         Kind::EndpointSlice => validate_slice(obj, old, &mut errs),
+        Kind::Event => crate::events::validate_event(obj, &mut errs),
     }
     errs
 }

@@ -109,7 +109,7 @@ fn bookmark(kind: Kind, rv: u64) -> Vec<u8> {
             obj["addressType"] = json!("");
             obj["endpoints"] = Value::Null;
         }
-        Kind::Endpoints => {}
+        Kind::Endpoints | Kind::Event => {}
     }
     line("BOOKMARK", obj)
 }

@@ -9,6 +9,7 @@ mod binary;
 mod bookmarks;
 mod crud;
 mod discovery;
+mod events;
 mod faults;
 mod namespaces;
 mod validation;
