@@ -1,6 +1,6 @@
 //! The system calls of the crate: every `libc` call and every `unsafe` block lives here, each
 //! behind a small safe function whose `// SAFETY:` comment says why it is sound. The rest of
-//! the crate (the supervisor, and `clock` for the boot-time clock) speaks in terms of these
+//! the crate (the supervisor, the status server, and `clock` for the boot-time clock) speaks in terms of these
 //! functions, the [`Pid`] type and the signal and errno numbers re-exported below; it knows
 //! nothing of `libc`'s structs. A leaf: it knows nothing of the modules that use it.
 //!
@@ -8,12 +8,14 @@
 //! [`fork_exec`] runs it between fork and exec: only async-signal-safe raw syscalls there.
 //!
 //! By concept: [`signals`] (masks, dispositions, waiting for and sending signals), [`process`]
-//! (this process, its children, pidfds, our standard descriptors) and [`exec`] (fork and exec
-//! of CMD, the clean state a started program gets). Everything is re-exported here: callers
+//! (this process, its children, pidfds, our standard descriptors), [`net`] (polling sockets,
+//! the descriptor limit) and [`exec`] (fork and exec of CMD, the clean state a started
+//! program gets). Everything is re-exported here: callers
 //! name `sys::<item>`. This file keeps what they share ([`Pid`], the numbers, `cvt`) and the
 //! boot-time clock.
 
 mod exec;
+mod net;
 mod process;
 mod signals;
 
@@ -24,6 +26,7 @@ pub(super) use exec::{
     fork_exec, on_exec_restore_clean_state, reap_child, ExecImage, ExecOutcome, ExecReport,
     DEFAULT_PATH,
 };
+pub(super) use net::{nofile_soft_limit, poll, PollFd};
 pub(super) use process::{
     become_child_subreaper, close, exit_code_of, fd_is_closed, getpid, has_children,
     is_unreaped_child, on_main_thread, open_dev_null, pidfd_open, pidfd_send_signal, reap_one,
