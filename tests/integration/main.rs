@@ -26,4 +26,5 @@ mod scratch_image;
 mod service_routing;
 mod start_safety;
 mod status;
+mod status_hostile;
 mod supervisor;
