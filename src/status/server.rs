@@ -160,20 +160,18 @@ fn accept(
     for _ in 0..ACCEPT_BATCH {
         let stream = match listener.accept() {
             Ok((s, _)) => s,
-            Err(e) => match e.kind() {
-                io::ErrorKind::WouldBlock => return None,
-                io::ErrorKind::Interrupted
-                | io::ErrorKind::ConnectionAborted
-                | io::ErrorKind::ConnectionReset => continue,
-                // EMFILE and friends: free a descriptor, or rest the listener.
-                _ => {
-                    debug!("status endpoint: accept failed: {e}");
-                    return match conns.pop_front() {
-                        Some(_) => None,
-                        None => Some(now + ACCEPT_PAUSE),
-                    };
-                }
-            },
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+            // EMFILE and friends: free a descriptor, or rest the listener.
+            Err(e) if sys::is_out_of_resources(&e) => {
+                debug!("status endpoint: accept failed: {e}");
+                return match conns.pop_front() {
+                    Some(_) => None,
+                    None => Some(now + ACCEPT_PAUSE),
+                };
+            }
+            // A connection that failed before we took it (reset, aborted, network errors
+            // Linux passes on from the new socket): take the next one.
+            Err(_) => continue,
         };
         if conns.len() >= cap {
             conns.pop_front();

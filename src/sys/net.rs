@@ -1,6 +1,6 @@
-//! Sockets: waiting on many descriptors at once ([`poll`] over [`PollFd`]s) and how many
-//! descriptors this process may open ([`nofile_soft_limit`]). Used by the status endpoint's
-//! single server thread.
+//! Sockets: waiting on many descriptors at once ([`poll`] over [`PollFd`]s), how many
+//! descriptors this process may open ([`nofile_soft_limit`]) and what running out of them
+//! looks like ([`is_out_of_resources`]). Used by the status endpoint's single server thread.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -62,6 +62,15 @@ pub(crate) fn poll(fds: &mut [PollFd], timeout: Duration) -> io::Result<usize> {
     }
 }
 
+/// True for an error saying the process or the system is out of descriptors or buffer
+/// memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`): waiting, or closing something, helps.
+pub(crate) fn is_out_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
 /// The soft `RLIMIT_NOFILE` of this process: how many descriptors it may have open. `None`
 /// when unlimited or unknown.
 pub(crate) fn nofile_soft_limit() -> Option<u64> {
@@ -102,5 +111,11 @@ mod tests {
         assert_eq!(poll(&mut fds, Duration::from_secs(5)).expect("poll"), 2);
         assert!(fds[0].ready() && fds[1].ready());
         assert!(nofile_soft_limit().is_none_or(|n| n > 3));
+        assert!(is_out_of_resources(&io::Error::from_raw_os_error(
+            libc::EMFILE
+        )));
+        assert!(!is_out_of_resources(&io::Error::from_raw_os_error(
+            libc::EPROTO
+        )));
     }
 }
