@@ -24,6 +24,10 @@ use crate::config::StatusEndpoint;
 /// Connections open at once at most (fewer when the descriptor limit is low: see
 /// [`connection_cap`]). A new connection beyond it closes the oldest open one.
 pub const MAX_CONNECTIONS: usize = 128;
+/// Connections the kernel queues for us to accept (std's default is 128): a connect flood
+/// fills a short queue between two rounds of the loop, and a probe's connect dropped there
+/// waits a whole SYN retransmission (1 s) for its next try.
+const BACKLOG: u32 = 1024;
 /// Stack size of the server thread.
 const STACK_SIZE: usize = 64 * 1024;
 /// Connections accepted in one round of the loop before the open ones get their turn.
@@ -49,6 +53,9 @@ impl StatusServer {
     ) -> io::Result<StatusServer> {
         let listener = bind(endpoint)?;
         listener.set_nonblocking(true)?;
+        if let Err(e) = sys::set_listen_backlog(&listener, BACKLOG) {
+            debug!("status endpoint: cannot lengthen the accept queue: {e}");
+        }
         let local_addr = listener.local_addr()?;
         let cap = connection_cap(sys::nofile_soft_limit());
         let answer =

@@ -1,10 +1,14 @@
-//! Sockets: waiting on many descriptors at once ([`poll`] over [`PollFd`]s), how many
+//! Sockets: waiting on many descriptors at once ([`poll`] over [`PollFd`]s), the length of a
+//! listener's accept queue ([`set_listen_backlog`]), how many
 //! descriptors this process may open ([`nofile_soft_limit`]) and what running out of them
 //! looks like ([`is_out_of_resources`]). Used by the status endpoint's single server thread.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
+
+use super::cvt;
 
 /// One descriptor to wait on and, after [`poll`], what it is ready for. Laid out exactly as
 /// the kernel's `struct pollfd`, so a slice of them is passed to `poll(2)` as is.
@@ -62,6 +66,16 @@ pub(crate) fn poll(fds: &mut [PollFd], timeout: Duration) -> io::Result<usize> {
     }
 }
 
+/// Sets the accept queue of the listening socket `listener` to `backlog` connections (the
+/// kernel caps it at `net.core.somaxconn`): `listen(2)` again, which on Linux only resizes
+/// the queue of a socket that is already listening.
+pub(crate) fn set_listen_backlog(listener: &TcpListener, backlog: u32) -> io::Result<()> {
+    let backlog = libc::c_int::try_from(backlog).unwrap_or(libc::c_int::MAX);
+    // SAFETY: listen takes a descriptor, owned by `listener` and open for the call, and an
+    // integer; it reads no memory of ours.
+    cvt(unsafe { libc::listen(listener.as_raw_fd(), backlog) }).map(drop)
+}
+
 /// True for an error saying the process or the system is out of descriptors or buffer
 /// memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`): waiting, or closing something, helps.
 pub(crate) fn is_out_of_resources(e: &io::Error) -> bool {
@@ -90,14 +104,14 @@ pub(crate) fn nofile_soft_limit() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use std::io::Write;
-    use std::net::{TcpListener, TcpStream};
-    use std::os::fd::AsRawFd;
+    use std::net::TcpStream;
 
     use super::*;
 
     #[test]
     fn poll_reports_readiness_and_times_out() {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        set_listen_backlog(&listener, 1024).expect("listen");
         let mut fds = [PollFd::new(listener.as_raw_fd(), true, false)];
         assert_eq!(poll(&mut fds, Duration::from_millis(10)).expect("poll"), 0);
         assert!(!fds[0].ready());
