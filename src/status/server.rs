@@ -82,6 +82,8 @@ pub fn connection_cap(nofile: Option<u64>) -> usize {
         usize::try_from(n / 2).map_or(MAX_CONNECTIONS, |half| half.clamp(4, MAX_CONNECTIONS))
     })
 }
+
+/// The listener for `endpoint` (see [`StatusServer::start`]).
 fn bind(endpoint: StatusEndpoint) -> io::Result<TcpListener> {
     match endpoint.ip {
         Some(ip) => TcpListener::bind(SocketAddr::new(ip, endpoint.port)),
