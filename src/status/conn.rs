@@ -1,7 +1,7 @@
 //! One connection of the status server, non-blocking: read the request head, write the
 //! answer, drain what is left of a request body, close. Each step has a deadline; time is an
 //! argument. The server's poll loop calls [`Conn::advance`] when the socket is ready and
-//! closes the connection ([`Conn::abandon`]) when [`Conn::deadline`] passes.
+//! closes the connection (drops it) when [`Conn::deadline`] passes.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -9,7 +9,6 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::http::{parse_head, reason, Parse, Request, Response, MAX_HEAD};
-use super::sys;
 
 /// Time a client has to send its whole request head, from the connection's acceptance.
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(3);
@@ -77,17 +76,6 @@ impl Conn {
     /// When the current step must be over; past it the connection is closed.
     pub(super) fn deadline(&self) -> Instant {
         self.deadline
-    }
-
-    /// Readies a connection we give up on (evicted, or past its deadline) for its close, the
-    /// drop that follows: a reset while its request or our answer is unfinished (no
-    /// `TIME_WAIT` left behind for a client flooding us), the orderly close once the answer
-    /// is out. Always false (for `retain`).
-    pub(super) fn abandon(&self) -> bool {
-        if !matches!(self.step, Step::Drain(_)) {
-            let _ = sys::reset_on_close(&self.stream);
-        }
-        false
     }
 
     /// Does everything the socket allows now without blocking; `answer` turns a complete
@@ -235,18 +223,6 @@ mod tests {
         client.write_all(b"x").expect("body");
         drop(client);
         assert_eq!(run(&mut conn, now, 200), Progress::Done);
-    }
-
-    #[test]
-    fn an_abandoned_head_is_reset() {
-        let (mut client, mut conn, now) = pair();
-        client.write_all(b"GET / HTTP/1.1\r\n").expect("write");
-        assert_eq!(run(&mut conn, now, 5), Progress::Open);
-        conn.abandon();
-        drop(conn);
-        let mut buf = [0u8; 16];
-        let err = client.read(&mut buf).expect_err("reset");
-        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
     }
 
     #[test]

@@ -126,7 +126,7 @@ fn serve(listener: &TcpListener, cap: usize, answer: &impl Fn(&Request) -> Respo
     let mut paused_until: Option<Instant> = None;
     loop {
         let now = Instant::now();
-        conns.retain(|c| c.deadline() > now || c.abandon());
+        conns.retain(|c| c.deadline() > now);
         paused_until = paused_until.filter(|t| *t > now);
         fds.clear();
         fds.push(sys::PollFd::new(
@@ -174,10 +174,7 @@ fn accept(
             Err(e) if sys::is_out_of_resources(&e) => {
                 debug!("status endpoint: accept failed: {e}");
                 return match conns.pop_front() {
-                    Some(oldest) => {
-                        oldest.abandon();
-                        None
-                    }
+                    Some(_) => None,
                     None => Some(now + ACCEPT_PAUSE),
                 };
             }
@@ -186,9 +183,7 @@ fn accept(
             Err(_) => continue,
         };
         if conns.len() >= cap {
-            if let Some(oldest) = conns.pop_front() {
-                oldest.abandon();
-            }
+            conns.pop_front();
         }
         let Ok(mut conn) = Conn::new(stream, now) else {
             continue;

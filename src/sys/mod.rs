@@ -26,9 +26,7 @@ pub(super) use exec::{
     fork_exec, on_exec_restore_clean_state, reap_child, ExecImage, ExecOutcome, ExecReport,
     DEFAULT_PATH,
 };
-pub(super) use net::{
-    is_out_of_resources, nofile_soft_limit, poll, reset_on_close, set_listen_backlog, PollFd,
-};
+pub(super) use net::{is_out_of_resources, nofile_soft_limit, poll, set_listen_backlog, PollFd};
 pub(super) use process::{
     become_child_subreaper, close, exit_code_of, fd_is_closed, getpid, has_children,
     is_unreaped_child, on_main_thread, open_dev_null, pidfd_open, pidfd_send_signal, reap_one,

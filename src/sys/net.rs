@@ -1,11 +1,10 @@
 //! Sockets: waiting on many descriptors at once ([`poll`] over [`PollFd`]s), the length of a
-//! listener's accept queue ([`set_listen_backlog`]), closing with a reset
-//! ([`reset_on_close`]), how many
+//! listener's accept queue ([`set_listen_backlog`]), how many
 //! descriptors this process may open ([`nofile_soft_limit`]) and what running out of them
 //! looks like ([`is_out_of_resources`]). Used by the status endpoint's single server thread.
 
 use std::io;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
@@ -77,29 +76,6 @@ pub(crate) fn set_listen_backlog(listener: &TcpListener, backlog: u32) -> io::Re
     cvt(unsafe { libc::listen(listener.as_raw_fd(), backlog) }).map(drop)
 }
 
-/// Makes closing `stream` reset the connection (`SO_LINGER` with a zero timeout) instead of
-/// the orderly close that leaves the 4-tuple in `TIME_WAIT` here for a minute.
-pub(crate) fn reset_on_close(stream: &TcpStream) -> io::Result<()> {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    let len = libc::socklen_t::try_from(std::mem::size_of::<libc::linger>())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "linger size"))?;
-    // SAFETY: `linger` is a valid `struct linger` that outlives the call and `len` is its
-    // size; setsockopt only reads it. The descriptor is owned by `stream` and open.
-    cvt(unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            std::ptr::from_ref(&linger).cast::<libc::c_void>(),
-            len,
-        )
-    })
-    .map(drop)
-}
-
 /// True for an error saying the process or the system is out of descriptors or buffer
 /// memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`): waiting, or closing something, helps.
 pub(crate) fn is_out_of_resources(e: &io::Error) -> bool {
@@ -127,7 +103,8 @@ pub(crate) fn nofile_soft_limit() -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Read, Write};
+    use std::io::Write;
+    use std::net::TcpStream;
 
     use super::*;
 
@@ -139,7 +116,7 @@ mod tests {
         assert_eq!(poll(&mut fds, Duration::from_millis(10)).expect("poll"), 0);
         assert!(!fds[0].ready());
         let mut client = TcpStream::connect(listener.local_addr().expect("addr")).expect("c");
-        let (mut server, _) = listener.accept().expect("accept");
+        let (server, _) = listener.accept().expect("accept");
         client.write_all(b"x").expect("write");
         let mut fds = [
             PollFd::new(server.as_raw_fd(), true, false),
@@ -148,12 +125,6 @@ mod tests {
         assert_eq!(poll(&mut fds, Duration::from_secs(5)).expect("poll"), 2);
         assert!(fds[0].ready() && fds[1].ready());
         assert!(nofile_soft_limit().is_none_or(|n| n > 3));
-        let mut buf = [0u8; 8];
-        assert_eq!(server.read(&mut buf).expect("read"), 1);
-        reset_on_close(&server).expect("linger");
-        drop(server);
-        let err = client.read(&mut buf).expect_err("reset");
-        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset);
         assert!(is_out_of_resources(&io::Error::from_raw_os_error(
             libc::EMFILE
         )));
