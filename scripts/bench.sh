@@ -20,6 +20,10 @@
 #     on demand), else a bash loop (BENCH_NO_HYPERFINE=1 forces the bash loop)
 #   - cold start: process start -> CMD's first line, single replica, Lease absent
 #   - idle CPU per minute of the leader and a follower at the default timings
+#   - status probe latency p50/p95 (GET /status and /metrics, connect to close) while 1,000
+#     hostile connections of each kind are open: idle, a byte a second, a head announcing a
+#     body that never comes, a connect flood (python3 attacker); the leader's peak threads and
+#     VmRSS and its renewals meanwhile
 # Hand-over and fail-over use 3 replicas with the short timings 4/3/1 (lease/renew/retry, s).
 # Timestamps: CMD lines use `date +%s%N`, this script uses $EPOCHREALTIME (no fork), the
 # request log has milliseconds. Percentiles are nearest-rank. Every process started here is
@@ -45,9 +49,12 @@ done
 
 if ((QUICK)); then
   HANDOVER_RUNS=3 FAILOVER_RUNS=2 STEADY_SECONDS=20 WARMUP_SECONDS=3 PASS_RUNS=30 PASS_ROUNDS=3 COLD_RUNS=3
+  STATUS_PROBES=20
 else
   HANDOVER_RUNS=20 FAILOVER_RUNS=8 STEADY_SECONDS=250 WARMUP_SECONDS=5 PASS_RUNS=400 PASS_ROUNDS=10 COLD_RUNS=15
+  STATUS_PROBES=100
 fi
+HOSTILE=1000 # hostile connections held open while the status endpoint is probed
 SHORT_LEASE=4 SHORT_RENEW=3 SHORT_RETRY=1
 
 out_dir=$target_dir/bench
@@ -339,6 +346,131 @@ for run in $(seq "$COLD_RUNS"); do
   awk -v a="$t_a" 'NR == 1 { printf "%.3f\n", ($1 - a) / 1e6 }' "$C/cmd.out" >>"$C/baseline.ms"
 done
 
+# --- 9: status endpoint under attack ---------------------------------------------------------
+
+say "status probes under 1,000 hostile connections of each kind"
+# One leader with the status endpoint; a python3 attacker process holds HOSTILE connections of
+# one kind open (reconnecting those the server closes) while this side times full probes:
+# connect, GET, read to the close. Kinds: idle (say nothing), drip (a head a byte a second),
+# body (a head announcing a body that never comes), flood (replace the oldest connection with
+# a new one, as fast as it can). Also records the leader's peak threads and VmRSS, and its
+# renewals during the attacks.
+S=$work/status
+start_server status
+status_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+replica_env "$S" r1 status-lock "$SHORT_LEASE" "$SHORT_RENEW" "$SHORT_RETRY"
+env -i "${REPLICA_ENV[@]}" K8S_AWAIT_ELECTION_STATUS_ENDPOINT="127.0.0.1:$status_port" \
+  "$BIN" sh -c "$CMD_SCRIPT" >>"$S/r1.log" 2>&1 </dev/null &
+PID[r1]=$!
+python3 - "$status_port" "${PID[r1]}" "$STATUS_PROBES" "$HOSTILE" "$S" <<'PY' ||
+import json, os, resource, select, socket, subprocess, sys, time
+port, pid, probes, hostile, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+ATTACK = r"""
+import resource, socket, sys, time
+kind, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+DRIP = b"GET /status HTTP/1.1\r\nHost: x\r\nX-Slow: "
+BODY = b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n"
+def conn():
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=1)
+        if kind == "drip": s.sendall(DRIP[:1])
+        if kind == "body": s.sendall(BODY)
+        s.setblocking(False)
+        return s
+    except OSError:
+        return None
+def alive(s):
+    try:
+        while s.recv(4096): pass
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+conns, sent, ready, i, last = [None] * n, [1] * n, False, 0, time.monotonic()
+while True:
+    if kind == "flood":
+        if conns[i]: conns[i].close()
+        conns[i] = conn()
+        i = (i + 1) % n
+        if i: continue
+    else:
+        drip = kind == "drip" and time.monotonic() - last >= 1
+        if drip: last = time.monotonic()
+        for j, s in enumerate(conns):
+            dead = s is None
+            if s and drip:
+                b, sent[j] = DRIP[sent[j]:sent[j] + 1] or b"a", sent[j] + 1
+                try: s.send(b)
+                except OSError: dead = True
+            if s and not dead: dead = not alive(s)
+            if dead:
+                if s: s.close()
+                conns[j], sent[j] = conn(), 1
+        time.sleep(0.05)
+    if not ready and all(conns):
+        print("ready", flush=True)
+        ready = True
+"""
+def probe(path):
+    t = time.perf_counter()
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: probe\r\n\r\n")
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d: break
+            data += d
+        s.close()
+    except OSError:
+        return None, b""
+    return (time.perf_counter() - t) * 1000, data
+def doc():
+    ms, data = probe("/status")
+    try:
+        return json.loads(data.split(b"\r\n\r\n", 1)[1])
+    except (IndexError, ValueError):
+        return {}
+def proc():
+    f = dict(l.split(":", 1) for l in open("/proc/%d/status" % pid))
+    return int(f["Threads"]), int(f["VmRSS"].split()[0])
+deadline = time.monotonic() + 20
+while not doc().get("leading"):
+    if time.monotonic() > deadline: sys.exit("the leader's /status never said leading")
+    time.sleep(0.1)
+renewals0, t0 = doc()["renewals"], time.monotonic()
+idle = proc()
+peak, failed, rows = idle, 0, []
+for kind in ["idle", "drip", "body", "flood"]:
+    a = subprocess.Popen([sys.executable, "-c", ATTACK, kind, str(port), str(hostile)], stdout=subprocess.PIPE)
+    if not select.select([a.stdout], [], [], 60)[0] or not a.stdout.readline():
+        a.kill()
+        sys.exit("the %s attacker did not get %d connections open" % (kind, hostile))
+    with open("%s/probe-%s.ms" % (out, kind), "w") as f:
+        for k in range(probes):
+            ms, data = probe(["/status", "/metrics"][k % 2])
+            if ms is None or not data.startswith(b"HTTP/1.1 200 "):
+                failed += 1
+            else:
+                f.write("%.3f\n" % ms)
+            peak = tuple(map(max, peak, proc()))
+            time.sleep(0.02)
+    a.kill()
+    a.wait()
+renewals = doc()["renewals"] - renewals0
+with open(out + "/status-summary", "w") as f:
+    print(failed, idle[0], peak[0], idle[1], peak[1], renewals, round(time.monotonic() - t0), file=f)
+PY
+  die "status probes under attack failed: $(tail -n 3 "$S/r1.log")"
+cat "$S"/probe-*.ms >"$S/probe.ms"
+read -r st_failed st_threads0 st_threads st_rss0 st_rss st_renewals st_secs <"$S/status-summary"
+st_kinds=""
+for kind in idle drip body flood; do st_kinds+="$kind $(pct 95 "$S/probe-$kind.ms"), "; done
+stop_replicas
+
 say "SIGKILL to reaped for large processes (the kill margin's basis)"
 # A python3 child maps and touches N GiB of anonymous memory, then the parent SIGKILLs it and
 # times waitpid. The kernel frees the memory before the process counts as exited.
@@ -377,6 +509,8 @@ fk_p50=$(pct 50 "$A/failover_kill.ms") fk_p95=$(pct 95 "$A/failover_kill.ms")
 fr_p50=$(pct 50 "$A/failover_renew.ms") fr_p95=$(pct 95 "$A/failover_renew.ms")
 cs_p50=$(pct 50 "$C/cold.ms") cs_p95=$(pct 95 "$C/cold.ms")
 cb_p50=$(pct 50 "$C/baseline.ms")
+st_p50=$(pct 50 "$S/probe.ms") st_p95=$(pct 95 "$S/probe.ms") st_n=$(count "$S/probe.ms")
+st_max=$(pct 100 "$S/probe.ms")
 hwm_leader_mib=$(awk -v k="$hwm_leader" 'BEGIN { printf "%.2f", k / 1024 }')
 hwm_followers_mib=$(awk -v k="$hwm_followers" 'BEGIN { printf "%.2f", k / 1024 }')
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -421,11 +555,13 @@ short="$SHORT_LEASE/$SHORT_RENEW/$SHORT_RETRY"
     done <<<"$kill_rows"
   fi
   echo "| Cold start to CMD running p50 / p95 (n=$COLD_RUNS) | $cs_p50 / $cs_p95 ms | ≤ 50 ms | $(ok "$cs_p95" 50) | \`$bin_rel date +%s%N\`, election on, fresh Lease name each run, from \$EPOCHREALTIME before the fork (same without our binary: $cb_p50 ms) |"
+  echo "| Status probe latency under $HOSTILE hostile connections p50 / p95 (n=$st_n) | $st_p50 / $st_p95 ms | p95 ≤ 100 ms | $(ok "$st_p95" 100) | python3 attacker holding $HOSTILE connections of each kind (p95 ms: ${st_kinds%, }) while GET /status and /metrics are timed connect → close; max $st_max ms; $st_failed probes unanswered; leader threads $st_threads0 → peak $st_threads, VmRSS $st_rss0 → peak $st_rss KiB; $st_renewals renewals in $st_secs s |"
   echo "| Idle CPU, leader (15/10/2) | $sch_leader ms CPU/min ($(cpu_pct "$sch_leader") % of a core) | — | | sum of \`/proc/<pid>/task/*/schedstat\` over the steady window (live threads only: misses a watch thread that ended); utime+stime from \`/proc/<pid>/stat\` ($((1000 / clk_tck)) ms ticks): $cpu_leader ms/min |"
   echo "| Idle CPU, follower (15/10/2) | $sch_follower ms CPU/min ($(cpu_pct "$sch_follower") % of a core) | — | | same, one follower; utime+stime: $cpu_follower ms/min |"
   echo
   echo "Checks: $overlap_a overlapping CMD starts in the hand-over/fail-over runs (must be 0);" \
-    "$bad_exit replicas exited non-zero after SIGTERM (must be 0)."
+    "$bad_exit replicas exited non-zero after SIGTERM (must be 0);" \
+    "$st_failed status probes unanswered under attack (should be 0)."
 } >"$work/results.md"
 
 cp "$work/results.md" "$out_dir/results.md"

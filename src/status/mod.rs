@@ -1,6 +1,6 @@
 //! The status HTTP endpoint (`K8S_AWAIT_ELECTION_STATUS_ENDPOINT`) and the Prometheus metrics.
 //!
-//! Owns the listening socket, its threads, a tiny hand-written HTTP/1.x server on `std::net`,
+//! Owns the listening socket, its thread, a tiny hand-written HTTP/1.x server on `std::net`,
 //! and the three views of the election it serves. It only ever reads an
 //! [`Snapshot`]; it never talks to Kubernetes or touches CMD.
 //!
@@ -16,30 +16,39 @@
 //! always healthy. `/status` and `/metrics` with other methods answer 405.
 //!
 //! # Hardening
+//! - One thread serves every connection: a `poll(2)` loop over non-blocking sockets, each
+//!   connection a small state machine (`conn`) with a deadline per step. Threads and memory
+//!   do not grow with the number of clients.
 //! - A request head is at most [`MAX_HEAD`] bytes (else `431`) and must arrive within
-//!   [`READ_TIMEOUT`] (else the connection is closed); garbage gets `400`; nothing panics on
-//!   input. Every response carries `Connection: close`.
-//! - One thread per connection (64 KiB stacks), at most [`SOFT_CAP`] of them. A connection
-//!   beyond that evicts the oldest connection that is still sending its request (slow or idle
-//!   clients cannot lock a liveness probe out); at [`HARD_CAP`] threads new connections are
-//!   answered `503` and closed.
+//!   [`HEAD_TIMEOUT`] of the connection (else the connection is closed); garbage gets `400`;
+//!   nothing panics on input. Every response carries `Connection: close`.
+//! - Request bodies are never read as such: the request is answered as soon as its head is
+//!   complete, then up to 64 KiB of body are read and discarded for at most 250 ms (so the
+//!   close does not reset the answer), and the connection is closed.
+//! - At most [`MAX_CONNECTIONS`] connections are open (half the soft `RLIMIT_NOFILE` if that
+//!   is less); a new connection beyond that closes the oldest open one, so idle, slow or
+//!   flooding clients cannot lock a liveness probe out.
 //! - `:PORT` binds `[::]:PORT` (dual-stack with the usual `net.ipv6.bindv6only=0`) and falls
 //!   back to `0.0.0.0:PORT` where IPv6 is unavailable.
 //!
 //! # Layout
-//! - `server`: the socket, its threads and the connection caps (all the I/O);
+//! - `server`: the socket, the poll loop, the connection cap (all the waiting);
+//! - `conn`: one connection's steps (head, answer, drain) and their deadlines;
 //! - `http`: request head parsing and response bytes;
 //! - `views`: routing a request to its answer, `/status`, `/metrics`, expiry.
 
+mod conn;
 mod http;
 mod server;
 mod views;
 
-// The one place the status endpoint names the shared leadership types.
+// The one place the status endpoint names the shared leadership types and the system calls.
 use crate::leadership::{Snapshot, Status};
+use crate::sys;
 
+pub use conn::HEAD_TIMEOUT;
 pub use http::{parse_head, Parse, Request, Response, MAX_HEAD};
-pub use server::{StatusServer, HARD_CAP, READ_TIMEOUT, SOFT_CAP};
+pub use server::{connection_cap, StatusServer, MAX_CONNECTIONS};
 pub use views::{
     is_expired, metrics_text, respond, status_json, EXPIRY_TOLERANCE, METRICS_CONTENT_TYPE,
 };

@@ -1,38 +1,41 @@
-//! The listening socket and its threads: bind, the accept loop, the connection caps and
-//! eviction, and serving one connection (read the head, answer, drain, close).
+//! The listening socket and the one server thread: bind, then a `poll(2)` loop over the
+//! listener and every open connection ([`Conn`]), the connection cap and eviction, the
+//! deadlines.
 //!
 //! The only part of the status endpoint doing I/O; what to answer comes from
 //! [`views::respond`](super::views::respond).
 
-use std::collections::HashMap;
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use log::{debug, warn};
+use log::debug;
 
-use super::http::{parse_head, reason, Parse, Request, Response, MAX_HEAD};
+use super::conn::{Conn, Progress};
+use super::http::{Request, Response};
 use super::views::respond;
-use super::Snapshot;
+use super::{sys, Snapshot};
 use crate::config::StatusEndpoint;
 
-/// Time a client has to send its whole request head.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(3);
-/// Time a client has to take our response.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(3);
-/// Connections served at once before the oldest still-reading one is evicted.
-pub const SOFT_CAP: usize = 64;
-/// Connection threads at most (evicted ones take a moment to exit); beyond it: 503.
-pub const HARD_CAP: usize = 2 * SOFT_CAP;
-/// Stack size of the server's threads.
+/// Connections open at once at most (fewer when the descriptor limit is low: see
+/// [`connection_cap`]). A new connection beyond it closes the oldest open one.
+pub const MAX_CONNECTIONS: usize = 128;
+/// Connections the kernel queues for us to accept (std's default is 128): a connect flood
+/// fills a short queue between two rounds of the loop, and a probe's connect dropped there
+/// waits a whole SYN retransmission (1 s) for its next try.
+const BACKLOG: u32 = 1024;
+/// Stack size of the server thread.
 const STACK_SIZE: usize = 64 * 1024;
-/// Request body bytes we read and discard after answering (so the close is clean).
-const MAX_DRAIN: usize = 64 * 1024;
-/// Time we wait for those bytes at most.
-const DRAIN_TIMEOUT: Duration = Duration::from_millis(250);
+/// Connections accepted in one round of the loop before the open ones get their turn.
+const ACCEPT_BATCH: usize = 64;
+/// How long the listener rests when accepting fails for want of resources.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+/// The longest the loop sleeps with nothing due.
+const IDLE_WAIT: Duration = Duration::from_secs(60);
 
 /// The running status server. Dropping it does not stop the server thread.
 #[derive(Debug)]
@@ -49,19 +52,19 @@ impl StatusServer {
         lease_duration: Duration,
     ) -> io::Result<StatusServer> {
         let listener = bind(endpoint)?;
+        listener.set_nonblocking(true)?;
+        if let Err(e) = sys::set_listen_backlog(&listener, BACKLOG) {
+            debug!("status endpoint: cannot lengthen the accept queue: {e}");
+        }
         let local_addr = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            snapshot,
-            lease_duration,
-            active: AtomicUsize::new(0),
-            next_id: AtomicU64::new(0),
-            reading: Mutex::new(HashMap::new()),
-        });
+        let cap = connection_cap(sys::nofile_soft_limit());
+        let answer =
+            move |req: &Request| respond(req, &snapshot.get(), Instant::now(), lease_duration);
         thread::Builder::new()
             .name("status".into())
             .stack_size(STACK_SIZE)
-            .spawn(move || accept_loop(listener, shared))?;
-        debug!("status endpoint listening on {local_addr}");
+            .spawn(move || serve(&listener, cap, &answer))?;
+        debug!("status endpoint listening on {local_addr} (at most {cap} connections)");
         Ok(StatusServer { local_addr })
     }
 
@@ -71,6 +74,16 @@ impl StatusServer {
     }
 }
 
+/// The connection cap for a soft descriptor limit of `nofile`: [`MAX_CONNECTIONS`], or half
+/// the limit when that is less (the other half stays for the API client, CMD's pidfds, logs),
+/// at least 4. We do not raise the limit: CMD inherits it, and it is not ours to change.
+pub fn connection_cap(nofile: Option<u64>) -> usize {
+    nofile.map_or(MAX_CONNECTIONS, |n| {
+        usize::try_from(n / 2).map_or(MAX_CONNECTIONS, |half| half.clamp(4, MAX_CONNECTIONS))
+    })
+}
+
+/// The listener for `endpoint` (see [`StatusServer::start`]).
 fn bind(endpoint: StatusEndpoint) -> io::Result<TcpListener> {
     match endpoint.ip {
         Some(ip) => TcpListener::bind(SocketAddr::new(ip, endpoint.port)),
@@ -104,171 +117,83 @@ fn bind(endpoint: StatusEndpoint) -> io::Result<TcpListener> {
     }
 }
 
-/// State shared by the acceptor and the connection threads.
-struct Shared {
-    snapshot: Arc<Snapshot>,
-    lease_duration: Duration,
-    /// Connection threads alive.
-    active: AtomicUsize,
-    next_id: AtomicU64,
-    /// Connections still sending their request: id → (accepted at, a handle to shut it down).
-    reading: Mutex<HashMap<u64, (Instant, TcpStream)>>,
-}
-
-impl Shared {
-    fn reading(&self) -> MutexGuard<'_, HashMap<u64, (Instant, TcpStream)>> {
-        self.reading.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Shuts the oldest still-reading connection down; false if there is none.
-    fn evict_oldest(&self) -> bool {
-        let mut reading = self.reading();
-        let oldest = reading
-            .iter()
-            .min_by_key(|(_, (at, _))| *at)
-            .map(|(id, _)| *id);
-        match oldest.and_then(|id| reading.remove(&id)) {
-            Some((_, stream)) => {
-                let _ = stream.shutdown(Shutdown::Both);
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-/// Decrements the thread count and forgets the connection when a connection thread ends,
-/// however it ends.
-struct Slot {
-    shared: Arc<Shared>,
-    id: u64,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.shared.reading().remove(&self.id);
-        self.shared.active.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+/// The server loop: wait for the listener or any connection, expire what is overdue, move
+/// every ready connection on, accept new ones (closing the oldest beyond `cap`). Never ends.
+fn serve(listener: &TcpListener, cap: usize, answer: &impl Fn(&Request) -> Response) {
+    let mut conns: VecDeque<Conn> = VecDeque::with_capacity(cap);
+    let mut fds = Vec::with_capacity(cap + 1);
+    // Accepting failed for want of descriptors or memory: rest the listener until then.
+    let mut paused_until: Option<Instant> = None;
     loop {
-        let stream = match listener.accept() {
-            Ok((s, _)) => s,
-            Err(e) => {
-                // EMFILE and friends: do not spin.
-                debug!("status endpoint: accept failed: {e}");
-                thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        let active = shared.active.load(Ordering::SeqCst);
-        if active >= HARD_CAP || (active >= SOFT_CAP && !shared.evict_oldest()) {
-            reject(stream);
+        let now = Instant::now();
+        conns.retain(|c| c.deadline() > now);
+        paused_until = paused_until.filter(|t| *t > now);
+        fds.clear();
+        fds.push(sys::PollFd::new(
+            listener.as_raw_fd(),
+            paused_until.is_none(),
+            false,
+        ));
+        fds.extend(conns.iter().map(|c| {
+            let write = c.wants_write();
+            sys::PollFd::new(c.fd(), !write, write)
+        }));
+        let wake = conns.iter().map(Conn::deadline).chain(paused_until).min();
+        let wait = wake.map_or(IDLE_WAIT, |t| t.saturating_duration_since(now));
+        if let Err(e) = sys::poll(&mut fds, wait) {
+            debug!("status endpoint: poll failed: {e}");
+            thread::sleep(ACCEPT_PAUSE);
             continue;
         }
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-        if let Ok(handle) = stream.try_clone() {
-            shared.reading().insert(id, (Instant::now(), handle));
+        let now = Instant::now();
+        let mut ready = fds[1..].iter().map(sys::PollFd::ready);
+        conns.retain_mut(|c| {
+            !ready.next().unwrap_or(false) || c.advance(now, answer) == Progress::Open
+        });
+        if paused_until.is_none() && fds[0].ready() {
+            paused_until = accept(listener, &mut conns, cap, now, answer);
         }
-        shared.active.fetch_add(1, Ordering::SeqCst);
-        let slot = Slot {
-            shared: Arc::clone(&shared),
-            id,
+    }
+}
+
+/// Accepts up to [`ACCEPT_BATCH`] connections and serves what each has sent already. Beyond
+/// `cap` open connections the oldest is closed (slow or idle clients cannot lock a probe
+/// out). Returns when to accept again if accepting failed for want of resources.
+fn accept(
+    listener: &TcpListener,
+    conns: &mut VecDeque<Conn>,
+    cap: usize,
+    now: Instant,
+    answer: &impl Fn(&Request) -> Response,
+) -> Option<Instant> {
+    for _ in 0..ACCEPT_BATCH {
+        let stream = match listener.accept() {
+            Ok((s, _)) => s,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+            // EMFILE and friends: free a descriptor, or rest the listener.
+            Err(e) if sys::is_out_of_resources(&e) => {
+                debug!("status endpoint: accept failed: {e}");
+                return match conns.pop_front() {
+                    Some(_) => None,
+                    None => Some(now + ACCEPT_PAUSE),
+                };
+            }
+            // A connection that failed before we took it (reset, aborted, network errors
+            // Linux passes on from the new socket): take the next one.
+            Err(_) => continue,
         };
-        let spawned = thread::Builder::new()
-            .name("status-conn".into())
-            .stack_size(STACK_SIZE)
-            .spawn(move || serve(stream, slot));
-        if let Err(e) = spawned {
-            // The closure (and with it the stream and the slot) is dropped: closed, counted down.
-            warn!("status endpoint: cannot start a connection thread: {e}");
+        if conns.len() >= cap {
+            conns.pop_front();
         }
-    }
-}
-
-fn reject(mut stream: TcpStream) {
-    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-    let resp = Response::text(503, "too many connections\n");
-    let _ = stream.write_all(&resp.to_bytes(false));
-    let _ = stream.shutdown(Shutdown::Both);
-}
-
-fn serve(mut stream: TcpStream, slot: Slot) {
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let head = read_head(&mut stream);
-    slot.shared.reading().remove(&slot.id);
-    let (resp, head_only, drain_after) = match head {
-        ReadOutcome::Request(req) => {
-            let status = slot.shared.snapshot.get();
-            let resp = respond(&req, &status, Instant::now(), slot.shared.lease_duration);
-            (resp, req.method == "HEAD", req.has_body)
-        }
-        // The rest of a refused request may still be arriving: drain it too.
-        ReadOutcome::Reject(code) => (Response::text(code, reason(code)), false, true),
-        ReadOutcome::Gone => return,
-    };
-    if stream.write_all(&resp.to_bytes(head_only)).is_err() {
-        return;
-    }
-    let _ = stream.flush();
-    if drain_after {
-        // Unread request bytes would turn our close into a reset that can destroy the
-        // response in flight; take (a bounded amount of) them first.
-        let _ = stream.shutdown(Shutdown::Write);
-        drain(&mut stream);
-    }
-}
-
-fn drain(stream: &mut TcpStream) {
-    let until = Instant::now() + DRAIN_TIMEOUT;
-    let mut buf = [0u8; 1024];
-    let mut total = 0;
-    while total < MAX_DRAIN {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return;
-        }
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => total += n,
-        }
-    }
-}
-
-enum ReadOutcome {
-    Request(Request),
-    /// Answer with this status code and close.
-    Reject(u16),
-    /// The client went away or was too slow: just close.
-    Gone,
-}
-
-fn read_head(stream: &mut TcpStream) -> ReadOutcome {
-    let until = Instant::now() + READ_TIMEOUT;
-    let mut buf: Vec<u8> = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return ReadOutcome::Gone;
-        }
-        let n = match stream.read(&mut chunk) {
-            Ok(0) => return ReadOutcome::Gone,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => return ReadOutcome::Gone,
+        let Ok(mut conn) = Conn::new(stream, now) else {
+            continue;
         };
-        let room = (MAX_HEAD + 4).saturating_sub(buf.len());
-        buf.extend_from_slice(&chunk[..n.min(room)]);
-        match parse_head(&buf) {
-            Parse::Incomplete if buf.len() >= MAX_HEAD => return ReadOutcome::Reject(431),
-            Parse::Incomplete => {}
-            Parse::Done(req) => return ReadOutcome::Request(req),
-            Parse::Bad(code) => return ReadOutcome::Reject(code),
+        // A probe's request is usually there already: answer it without another round.
+        if conn.advance(now, answer) == Progress::Open {
+            conns.push_back(conn);
         }
     }
+    None
 }
 
 #[cfg(test)]
@@ -276,6 +201,17 @@ mod tests {
     use super::super::fixtures::leader;
     use super::super::Status;
     use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    #[test]
+    fn the_cap_follows_a_low_descriptor_limit() {
+        assert_eq!(connection_cap(None), MAX_CONNECTIONS);
+        assert_eq!(connection_cap(Some(1024)), MAX_CONNECTIONS);
+        assert_eq!(connection_cap(Some(u64::MAX)), MAX_CONNECTIONS);
+        assert_eq!(connection_cap(Some(100)), 50);
+        assert_eq!(connection_cap(Some(3)), 4);
+    }
 
     fn probe(addr: SocketAddr) -> String {
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
@@ -317,11 +253,11 @@ mod tests {
         )
         .expect("bind");
         let addr = server.local_addr();
-        // More idle connections than the soft cap.
-        let idle: Vec<TcpStream> = (0..SOFT_CAP + 20)
+        // More idle connections than the cap.
+        let idle: Vec<TcpStream> = (0..MAX_CONNECTIONS + 20)
             .filter_map(|_| TcpStream::connect(addr).ok())
             .collect();
-        assert!(idle.len() > SOFT_CAP);
+        assert!(idle.len() > MAX_CONNECTIONS);
         let started = Instant::now();
         let mut s = TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(2)))

@@ -1,6 +1,6 @@
 //! The system calls of the crate: every `libc` call and every `unsafe` block lives here, each
 //! behind a small safe function whose `// SAFETY:` comment says why it is sound. The rest of
-//! the crate (the supervisor, and `clock` for the boot-time clock) speaks in terms of these
+//! the crate (the supervisor, the status server, and `clock` for the boot-time clock) speaks in terms of these
 //! functions, the [`Pid`] type and the signal and errno numbers re-exported below; it knows
 //! nothing of `libc`'s structs. A leaf: it knows nothing of the modules that use it.
 //!
@@ -8,14 +8,16 @@
 //! there. [`exec_in_place`] is the passthrough exec, which leaves the signal state alone.
 //!
 //! By concept: [`signals`] (masks, dispositions, waiting for and sending signals), [`process`]
-//! (this process, its children, pidfds, our standard descriptors) and [`exec`] (fork and exec
-//! of CMD, the clean state a started program gets), [`files`] (opening a file without
-//! blocking on a FIFO). Everything is re-exported here: callers
+//! (this process, its children, pidfds, our standard descriptors), [`net`] (polling sockets,
+//! the descriptor limit), [`exec`] (fork and exec of CMD, the clean state a started
+//! program gets) and [`files`] (opening a file without blocking on a FIFO). Everything
+//! is re-exported here: callers
 //! name `sys::<item>`. This file keeps what they share ([`Pid`], the numbers, `cvt`) and the
 //! boot-time clock.
 
 mod exec;
 mod files;
+mod net;
 mod process;
 mod signals;
 
@@ -26,6 +28,7 @@ pub(super) use exec::{
     exec_in_place, fork_exec, reap_child, ExecImage, ExecOutcome, ExecReport, DEFAULT_PATH,
 };
 pub(super) use files::open_nonblocking;
+pub(super) use net::{is_out_of_resources, nofile_soft_limit, poll, set_listen_backlog, PollFd};
 #[cfg(test)]
 pub(super) use process::wait_status_of_forked;
 pub(super) use process::{

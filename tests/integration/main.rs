@@ -30,4 +30,5 @@ mod service_routing;
 mod start_safety;
 mod start_up;
 mod status;
+mod status_hostile;
 mod supervisor;

@@ -13,7 +13,7 @@ use crate::cluster::Cluster;
 use crate::wait::wait_for;
 
 /// A port that was free a moment ago.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -21,7 +21,7 @@ fn free_port() -> u16 {
 }
 
 /// 127.0.0.1:`port`.
-fn addr(port: u16) -> SocketAddr {
+pub(crate) fn addr(port: u16) -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, port))
 }
 
@@ -38,7 +38,7 @@ fn exchange(port: u16, raw: &[u8], timeout: Duration) -> Option<String> {
 }
 
 /// (status code, body) of `METHOD path`.
-fn request(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
+pub(crate) fn request(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
     let raw =
         format!("{method} {path} HTTP/1.1\r\nHost: probe\r\nUser-Agent: kube-probe/1.31\r\n\r\n");
     let text = exchange(port, raw.as_bytes(), Duration::from_secs(2))?;
@@ -48,7 +48,7 @@ fn request(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
 }
 
 /// The `/status` document, if the answer is a 200.
-fn status_doc(port: u16) -> Option<Value> {
+pub(crate) fn status_doc(port: u16) -> Option<Value> {
     let (code, body) = request(port, "GET", "/status")?;
     (code == 200).then(|| serde_json::from_str(&body).ok())?
 }

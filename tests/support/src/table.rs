@@ -221,7 +221,13 @@ fn row(kind: Kind, req: TableRequest, obj: &Value) -> Value {
                 s("/involvedObject/kind").to_ascii_lowercase(),
                 s("/involvedObject/name")
             );
-            json!([self::age(seen), s("/type"), s("/reason"), object, s("/message")])
+            json!([
+                self::age(seen),
+                s("/type"),
+                s("/reason"),
+                object,
+                s("/message")
+            ])
         }
     };
     let mut r = json!({"cells": cells});
