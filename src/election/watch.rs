@@ -22,8 +22,10 @@ use crate::kube::{self, Client, ListParams, WatchEvent};
 use crate::lease::Lease;
 
 /// How long one watch request may stay open before we re-open it (fewer requests per minute
-/// with longer watches; the apiserver allows up to 30 minutes).
-const WATCH_SECONDS: u32 = 240;
+/// with longer watches: an explicit `timeoutSeconds` is honoured as given, and without one
+/// the apiserver picks 30 to 60 minutes). A follower's watch carries the holder's renewals
+/// every retry period, so no proxy sees it idle.
+const WATCH_SECONDS: u32 = 3600;
 
 /// The elector's view of its watch.
 #[derive(Debug, Default)]

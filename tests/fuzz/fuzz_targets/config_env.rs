@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
+use std::time::Duration;
 
 use k8s_await_election::config::{self, parse_duration, parse_ports, parse_status_endpoint};
 use libfuzzer_sys::fuzz_target;
@@ -56,17 +57,23 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(cfg.command, cmd);
     let Some(e) = cfg.election else { return };
     let t = e.timings;
-    assert!(!t.retry_period.is_zero(), "{t:?}");
+    // The lower bounds (README "Timings").
+    assert!(t.retry_period >= Duration::from_millis(100), "{t:?}");
+    assert!(t.lease_duration >= Duration::from_secs(1), "{t:?}");
+    assert!(
+        e.kill_margin <= t.lease_duration - t.renew_deadline,
+        "{t:?} {e:?}"
+    );
     assert!(t.lease_duration > t.renew_deadline, "{t:?}");
     assert!(
         t.renew_deadline.as_secs_f64() > 1.2 * t.retry_period.as_secs_f64() * 0.999_999,
         "{t:?}"
     );
     assert!(
-        e.grace_period <= t.max_grace(),
+        e.grace_period <= t.max_grace(e.kill_margin),
         "grace {:?} > {:?}",
         e.grace_period,
-        t.max_grace()
+        t.max_grace(e.kill_margin)
     );
     assert!(
         t.renew_deadline + e.grace_period < t.lease_duration,

@@ -37,7 +37,7 @@ fn discovery_documents_list_what_is_served() {
     let core = call(&srv, "GET", "/api/v1", None).json();
     assert_eq!(core["kind"], "APIResourceList");
     assert_eq!(core["groupVersion"], "v1");
-    assert_eq!(resource_names(&core), ["endpoints"]);
+    assert_eq!(resource_names(&core), ["endpoints", "events"]);
     assert_eq!(core["resources"][0]["kind"], "Endpoints");
     assert_eq!(core["resources"][0]["namespaced"], true);
 
