@@ -8,10 +8,11 @@
 //! connections, shared state), `api` (routing, auth, verbs), `watch` (watch streams),
 //! `store` (objects, resourceVersion, history), `schema` (wire decoding), `validate`
 //! (defaulting and validation), `selector` (label/field selectors), `status` (error bodies),
-//! `faults`, `timefmt`.
+//! `faults`, `hostile` (the bodies of `Fault::Answer`), `timefmt`.
 
 mod api;
 mod faults;
+mod hostile;
 mod http;
 mod schema;
 mod selector;
@@ -34,7 +35,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use faults::Fault;
+pub use faults::{Body, Fault};
 use server::Shared;
 use status::Kind;
 
