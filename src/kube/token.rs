@@ -35,6 +35,15 @@ impl fmt::Debug for Token {
     }
 }
 
+/// `text` with every occurrence of `secret` replaced by `<redacted>` (`text` itself when
+/// `secret` is empty or absent).
+pub(crate) fn redact_text(text: String, secret: &str) -> String {
+    if secret.is_empty() || !text.contains(secret) {
+        return text;
+    }
+    text.replace(secret, "<redacted>")
+}
+
 /// Why a token file could not be used.
 #[derive(Debug)]
 pub(crate) enum ReadError {

