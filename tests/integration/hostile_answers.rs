@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use test_apiserver::{Body, Fault};
 
 use crate::cluster::{Cluster, LEASE};
+use crate::prereqs::{require, static_binary};
 use crate::procs::status_field;
 use crate::wait::{poll, wait_for};
 
-/// The peak resident memory either replica may reach, in KiB.
+/// The peak resident memory either replica (the static release build) may reach, in KiB.
 const MAX_HWM_KIB: u64 = 8 * 1024;
 
 /// Peak resident set (`VmHWM`) of `pid` in KiB, while it runs.
@@ -29,8 +30,11 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 /// that the leader's CMD is gone before its last renewal could have expired and that neither
 /// process's VmHWM ever exceeds [`MAX_HWM_KIB`] (sampled every 20 ms until both exit or 3 s
 /// after the step-down).
-fn survive(tag: &str, code: u16, body: Body) {
-    let c = Cluster::new(tag);
+fn survive(test: &str, tag: &str, code: u16, body: Body) {
+    let Some(bin) = require(test, static_binary()) else {
+        return;
+    };
+    let c = Cluster::new(tag).with_binary(bin);
     let mut leader = c.first_leader("leader");
     let mut follower = c.replica("follower", None, &[]);
     // The follower is watching (or at least has read the Lease) before the fault starts.
@@ -85,17 +89,31 @@ fn survive(tag: &str, code: u16, body: Body) {
 
 #[test]
 fn an_oversized_answer_costs_no_memory_and_the_leader_steps_down_in_time() {
-    survive("hostile-huge", 200, Body::Huge(8 << 20));
+    survive(
+        "an_oversized_answer_costs_no_memory_and_the_leader_steps_down_in_time",
+        "hostile-huge",
+        200,
+        Body::Huge(8 << 20),
+    );
 }
 
 #[test]
 fn a_deeply_nested_answer_is_refused_and_the_leader_steps_down_in_time() {
-    survive("hostile-nested", 200, Body::Nested(1 << 20));
+    survive(
+        "a_deeply_nested_answer_is_refused_and_the_leader_steps_down_in_time",
+        "hostile-nested",
+        200,
+        Body::Nested {
+            depth: 100,
+            size: 5 << 19,
+        },
+    );
 }
 
 #[test]
 fn an_endless_answer_is_cut_off_and_the_leader_steps_down_in_time() {
     survive(
+        "an_endless_answer_is_cut_off_and_the_leader_steps_down_in_time",
         "hostile-endless",
         200,
         Body::Endless {
@@ -109,12 +127,13 @@ fn an_endless_answer_is_cut_off_and_the_leader_steps_down_in_time() {
 #[test]
 fn a_dripping_answer_ends_at_the_deadline_and_the_leader_steps_down_in_time() {
     survive(
+        "a_dripping_answer_ends_at_the_deadline_and_the_leader_steps_down_in_time",
         "hostile-drip",
         200,
         Body::Endless {
             unit: "[0,".into(),
-            chunk: 1,
-            every: Duration::from_millis(50),
+            chunk: 256 << 10,
+            every: Duration::from_millis(100),
         },
     );
 }
@@ -123,6 +142,7 @@ fn a_dripping_answer_ends_at_the_deadline_and_the_leader_steps_down_in_time() {
 fn a_flood_of_events_costs_no_memory_and_the_leader_steps_down_in_time() {
     let event = r#"{"type":"MODIFIED","object":{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"my-lock","namespace":"default","resourceVersion":"1"},"spec":{"holderIdentity":"leader","leaseDurationSeconds":4}}}"#;
     survive(
+        "a_flood_of_events_costs_no_memory_and_the_leader_steps_down_in_time",
         "hostile-flood",
         200,
         Body::Endless {

@@ -37,8 +37,10 @@ pub enum Body {
     /// A Lease-shaped JSON object padded with a JSON array of zeros to exactly this many
     /// bytes (at least 80). Sent with a Content-Length.
     Huge(usize),
-    /// This many nested JSON arrays (`[[[...]]]`). Sent with a Content-Length.
-    Nested(usize),
+    /// A Lease-shaped JSON object of `size` bytes (at least one nest) whose padding array
+    /// holds, side by side, arrays nested `depth` deep (`[[[...]]]`). Sent with a
+    /// Content-Length.
+    Nested { depth: usize, size: usize },
     /// A chunked body that never ends: `unit` repeated forever, written `chunk` bytes at a
     /// time with a pause of `every` before each chunk, until the client goes away, the fault
     /// is cleared or the server shuts down. `chunk: 1` with a pause drips; a watch-event line

@@ -14,30 +14,31 @@ use crate::server::{Shared, Tls};
 pub fn fixed_body(body: &Body, token: &str) -> Option<Vec<u8>> {
     match body {
         Body::Text(t) => Some(t.replace("{token}", token).into_bytes()),
-        Body::Huge(n) => Some(huge(*n)),
-        Body::Nested(n) => {
-            let mut b = vec![b'['; *n];
-            b.extend(std::iter::repeat_n(b']', *n));
-            Some(b)
+        Body::Huge(n) => Some(padded(*n, b"0", b"0,")),
+        Body::Nested { depth, size } => {
+            let mut nest = vec![b'['; *depth];
+            nest.extend(std::iter::repeat_n(b']', *depth));
+            let mut more = nest.clone();
+            more.push(b',');
+            Some(padded(*size, &nest, &more))
         }
         Body::Endless { .. } => None,
     }
 }
 
-/// A Lease-shaped object of exactly `n` bytes (at least the bytes of its fixed part).
-fn huge(n: usize) -> Vec<u8> {
+/// A Lease-shaped object of exactly `n` bytes (or its smallest form, with one `last`): a
+/// `padding` array of `item,` repeated, then `last` (`item` without its comma), then spaces.
+fn padded(n: usize, last: &[u8], item: &[u8]) -> Vec<u8> {
     let head = br#"{"kind":"Lease","apiVersion":"coordination.k8s.io/v1","metadata":{"name":"x"},"padding":["#;
     let mut b = head.to_vec();
-    let zeros = n.saturating_sub(head.len() + 2);
-    // "0,0,...,0" takes 2k - 1 bytes for k zeros; pad an odd remainder with a space.
-    let k = zeros.div_ceil(2);
-    for i in 0..k {
-        b.extend_from_slice(if i + 1 == k { b"0" } else { b"0," });
+    while b.len() + item.len() + last.len() + 2 <= n {
+        b.extend_from_slice(item);
     }
-    if k > 0 && zeros % 2 == 0 {
-        b.push(b' ');
-    }
+    b.extend_from_slice(last);
     b.extend_from_slice(b"]}");
+    if b.len() < n {
+        b.resize(n, b' ');
+    }
     b
 }
 
@@ -87,12 +88,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn huge_has_the_asked_size_and_is_json() {
+    fn huge_and_nested_have_the_asked_size_and_are_json() {
+        let smallest = padded(0, b"0", b"0,").len();
         for n in [0, 100, 101, 1000, 4097] {
-            let b = huge(n);
-            assert_eq!(b.len(), n.max(huge(0).len()), "size {n}");
+            let b = fixed_body(&Body::Huge(n), "").unwrap();
+            assert_eq!(b.len(), n.max(smallest), "size {n}");
             let v: serde_json::Value = serde_json::from_slice(&b).expect("json");
             assert_eq!(v["kind"], "Lease");
+            let b = fixed_body(&Body::Nested { depth: 3, size: n }, "").unwrap();
+            assert_eq!(b.len(), n.max(smallest + 5), "size {n}");
+            let v: serde_json::Value = serde_json::from_slice(&b).expect("json");
+            assert_eq!(v["padding"][0][0][0], serde_json::json!([]));
         }
     }
 
@@ -100,6 +106,5 @@ mod tests {
     fn text_echoes_the_token() {
         let b = fixed_body(&Body::Text("a {token} b".into()), "tok").unwrap();
         assert_eq!(b, b"a tok b");
-        assert_eq!(fixed_body(&Body::Nested(2), "").unwrap(), b"[[]]");
     }
 }
