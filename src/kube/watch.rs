@@ -242,4 +242,48 @@ mod tests {
             Err(Error::Decode(_))
         ));
     }
+
+    #[test]
+    fn a_stream_is_read_line_by_line_within_the_bounds() {
+        let ev = br#"{"type":"BOOKMARK","object":{"kind":"Lease","metadata":{"resourceVersion":"7"},"x":[1,2]}}"#;
+        let mut stream = Vec::new();
+        for _ in 0..1000 {
+            stream.extend_from_slice(ev);
+            stream.extend_from_slice(b"\n\n");
+        }
+        let events = events_of::<Value>(&stream);
+        assert_eq!(events.len(), 1000);
+        assert!(events.iter().all(|e| e.as_ref().is_ok_and(|e| *e
+            == WatchEvent::Bookmark {
+                resource_version: "7".into()
+            })));
+        // A line that reaches the bound without a newline is an error without reading on.
+        let mut long = b"{\"type\":\"ADDED\",\"object\":\"".to_vec();
+        long.resize(MAX_WATCH_EVENT as usize + 10, b'a');
+        let events = events_of::<Value>(&long);
+        assert!(
+            matches!(&events[..], [Err(Error::Decode(m))] if m.contains("larger than")),
+            "{events:?}"
+        );
+        // Too deep or too many values: refused by the first pass.
+        let deep = format!(
+            r#"{{"type":"ADDED","object":{{"a":{}{}}}}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        let many = format!(
+            r#"{{"type":"ADDED","object":[{}0]}}"#,
+            "0,".repeat(json::MAX_VALUES)
+        );
+        for (line, why) in [(deep, "nested deeper"), (many, "JSON values")] {
+            let events = events_of::<Value>(format!("{line}\n").as_bytes());
+            assert!(
+                matches!(&events[..], [Err(Error::Decode(m))] if m.contains(why)),
+                "{events:?}"
+            );
+        }
+        // The stream stops at the first error.
+        let events = events_of::<Value>(b"nonsense\n{\"type\":\"BOOKMARK\"}\n");
+        assert_eq!(events.len(), 1);
+    }
 }

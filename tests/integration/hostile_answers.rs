@@ -50,7 +50,11 @@ fn survive(test: &str, tag: &str, code: u16, body: Body) {
         }
     };
     let faulted_at = Instant::now();
-    c.api.set_fault(Fault::Answer { code, body });
+    c.api.set_fault(Fault::Answer {
+        code,
+        headers: Vec::new(),
+        body,
+    });
     // Renewals the server read before the fault may be logged a little later.
     std::thread::sleep(Duration::from_millis(100));
     let last_renewal = c
@@ -132,7 +136,7 @@ fn a_dripping_answer_ends_at_the_deadline_and_the_leader_steps_down_in_time() {
         200,
         Body::Endless {
             unit: "[0,".into(),
-            chunk: 256 << 10,
+            chunk: 512 << 10,
             every: Duration::from_millis(100),
         },
     );
@@ -151,4 +155,70 @@ fn a_flood_of_events_costs_no_memory_and_the_leader_steps_down_in_time() {
             every: Duration::ZERO,
         },
     );
+}
+
+/// `{token}` in a [`Body::Text`] or a header value: the request's bearer token.
+fn echo(code: u16, body: &str) -> Fault {
+    Fault::Answer {
+        code,
+        headers: vec![("Warning".into(), r#"299 - "deprecated for {token}""#.into())],
+        body: Body::Text(body.into()),
+    }
+}
+
+#[test]
+fn a_server_echoing_the_token_never_gets_it_into_the_log() {
+    let c = Cluster::new("echo");
+    let faults = [
+        // 2xx bodies that do not decode: not JSON, and JSON of the wrong shape
+        echo(200, "<html>proxy says hello to {token}</html>"),
+        echo(200, r#"{"kind":"Lease","metadata":"{token}"}"#),
+        // a Status message of a 5xx and of a 4xx
+        echo(
+            503,
+            r#"{"kind":"Status","status":"Failure","message":"overloaded; token {token}","reason":"ServiceUnavailable","code":503}"#,
+        ),
+        echo(
+            409,
+            r#"{"kind":"Status","status":"Failure","message":"conflict for {token}","reason":"Conflict","code":409}"#,
+        ),
+        // bodies of errors that are not Status objects
+        echo(500, "internal error: bad token {token}\n"),
+        echo(403, "{token} is not allowed"),
+    ];
+    let mut replicas: Vec<_> = (0..faults.len())
+        .map(|i| c.replica(&format!("echo-{i}"), None, &[]))
+        .collect();
+    for (r, fault) in replicas.iter().zip(&faults) {
+        c.api.set_token_fault(&r.token, fault.clone());
+    }
+    // Each replica gets two answers echoing its token, or one if it gives up on it.
+    let what = "echoing answers to every replica";
+    wait_for(what, Duration::from_secs(10), || {
+        let log = c.api.requests();
+        replicas
+            .iter_mut()
+            .zip(&faults)
+            .all(|(r, f)| {
+                let Fault::Answer { code, .. } = f else {
+                    return false;
+                };
+                let answers = log
+                    .iter()
+                    .filter(|q| q.token.as_deref() == Some(&r.token) && q.code == *code)
+                    .count();
+                answers >= 2 || (answers == 1 && r.has_exited())
+            })
+            .then_some(())
+    });
+    // A second request, or the exit, comes after the first answer was handled and logged.
+    for r in replicas {
+        let log = r.log_text();
+        assert!(
+            !log.contains(&r.token),
+            "{}'s token in its log:\n{log}",
+            r.identity
+        );
+        drop(r);
+    }
 }

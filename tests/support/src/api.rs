@@ -177,10 +177,15 @@ pub fn handle(shared: &Shared, tls: &mut Tls, req: Request) -> Outcome {
             shared.record(entry);
             return Outcome::Abort;
         }
-        Fault::Answer { code, body } => {
+        Fault::Answer {
+            code,
+            headers,
+            body,
+        } => {
             entry.code = code;
             shared.record(entry);
-            return hostile::answer(shared, tls, code, &body, token.as_deref().unwrap_or(""));
+            let token = token.as_deref().unwrap_or("");
+            return hostile::answer(shared, tls, code, &headers, &body, token);
         }
     }
     if shared.is_shutdown() {

@@ -22,10 +22,15 @@ pub enum Fault {
     /// Close new connections right after accept, before TLS. As a per-token fault the token
     /// is only known after the request is read, so it then behaves like `Reset`.
     RefuseConnections,
-    /// Answer every request with HTTP `code` and a hostile or broken `body` instead of
-    /// serving it (a stand-in for a broken proxy or a compromised server; kube-apiserver never
-    /// sends any of these). See `hostile.rs`.
-    Answer { code: u16, body: Body },
+    /// Answer every request with HTTP `code`, the extra `headers` and a hostile or broken
+    /// `body` instead of serving it (a stand-in for a broken proxy or a compromised server;
+    /// kube-apiserver never sends any of these). `{token}` in a header value is replaced by
+    /// the request's bearer token. See `hostile.rs`.
+    Answer {
+        code: u16,
+        headers: Vec<(String, String)>,
+        body: Body,
+    },
 }
 
 /// The body of a [`Fault::Answer`].

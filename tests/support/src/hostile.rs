@@ -42,10 +42,26 @@ fn padded(n: usize, last: &[u8], item: &[u8]) -> Vec<u8> {
     b
 }
 
-/// Answers the request with `code` and `body` (token: the request's bearer token).
-pub fn answer(shared: &Shared, tls: &mut Tls, code: u16, body: &Body, token: &str) -> Outcome {
+/// Answers the request with `code`, `headers` and `body` (token: the request's bearer token).
+pub fn answer(
+    shared: &Shared,
+    tls: &mut Tls,
+    code: u16,
+    headers: &[(String, String)],
+    body: &Body,
+    token: &str,
+) -> Outcome {
+    let current = Fault::Answer {
+        code,
+        headers: headers.to_vec(),
+        body: body.clone(),
+    };
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.replace("{token}", token)))
+        .collect();
     if let Some(bytes) = fixed_body(body, token) {
-        return match http::write_response(tls, code, &[], &bytes, false) {
+        return match http::write_response(tls, code, &headers, &bytes, false) {
             Ok(()) => Outcome::Close,
             Err(_) => Outcome::Abort,
         };
@@ -53,13 +69,9 @@ pub fn answer(shared: &Shared, tls: &mut Tls, code: u16, body: &Body, token: &st
     let Body::Endless { unit, chunk, every } = body else {
         return Outcome::Abort;
     };
-    if http::write_chunked_head_code(tls, code, &[]).is_err() {
+    if http::write_chunked_head_code(tls, code, &headers).is_err() {
         return Outcome::Abort;
     }
-    let current = Fault::Answer {
-        code,
-        body: body.clone(),
-    };
     let unit = unit.as_bytes();
     let chunk = (*chunk).max(1);
     let mut offset = 0;

@@ -403,10 +403,15 @@ fn answer_text_echoes_the_requests_token() {
     let srv = server();
     srv.set_fault(Fault::Answer {
         code: 500,
+        headers: vec![("Warning".into(), r#"299 - "for {token}""#.into())],
         body: Body::Text(r#"{"kind":"Status","message":"saw {token}"}"#.into()),
     });
     let r = Client::connect(&srv).request("GET", LEASES, Some(TOKEN), None);
     assert_eq!(r.code, 500);
+    assert_eq!(
+        r.header("warning"),
+        Some(format!(r#"299 - "for {TOKEN}""#).as_str())
+    );
     assert_eq!(r.json()["message"], format!("saw {TOKEN}"));
     assert_eq!(srv.requests().last().unwrap().code, 500);
 }
@@ -416,6 +421,7 @@ fn answer_huge_and_nested_have_the_asked_shape() {
     let srv = server();
     srv.set_fault(Fault::Answer {
         code: 200,
+        headers: Vec::new(),
         body: Body::Huge(5 << 20),
     });
     let r = Client::connect(&srv).request("PUT", &format!("{LEASES}/x"), Some(TOKEN), None);
@@ -423,6 +429,7 @@ fn answer_huge_and_nested_have_the_asked_shape() {
     assert_eq!(r.json()["kind"], "Lease");
     srv.set_fault(Fault::Answer {
         code: 200,
+        headers: Vec::new(),
         body: Body::Nested {
             depth: 100,
             size: 100_000,
@@ -443,6 +450,7 @@ fn answer_endless_streams_until_cleared_and_drips_on_request() {
         r#"{"type":"BOOKMARK","object":{"kind":"Lease","metadata":{"resourceVersion":"1"}}}"#;
     srv.set_fault(Fault::Answer {
         code: 200,
+        headers: Vec::new(),
         body: Body::Endless {
             unit: format!("{event}\n"),
             chunk: 1000,
@@ -475,6 +483,7 @@ fn answer_endless_streams_until_cleared_and_drips_on_request() {
 
     srv.set_fault(Fault::Answer {
         code: 200,
+        headers: Vec::new(),
         body: Body::Endless {
             unit: "{".into(),
             chunk: 1,
