@@ -109,7 +109,7 @@ fn a_deeply_nested_answer_is_refused_and_the_leader_steps_down_in_time() {
         200,
         Body::Nested {
             depth: 100,
-            size: 5 << 19,
+            size: 3 << 19,
         },
     );
 }
