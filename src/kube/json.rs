@@ -158,6 +158,14 @@ mod tests {
     }
 
     #[test]
+    fn serde_json_keeps_its_own_recursion_limit() {
+        // No `unbounded_depth`: a decode that skipped our first pass would still stop at 128.
+        let deep = format!("{}{}", "[".repeat(129), "]".repeat(129));
+        let e = serde_json::from_slice::<Value>(deep.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("recursion limit exceeded"), "{e}");
+    }
+
+    #[test]
     fn deep_nesting_is_refused_without_recursing_far() {
         let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
         assert!(check(ok.as_bytes()).is_ok());
