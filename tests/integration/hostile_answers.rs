@@ -42,7 +42,7 @@ fn survive(test: &str, tag: &str, code: u16, body: Body) {
     let (_, cmd) = c.running_cmds().pop().expect("the leader's CMD runs");
     let pids = [leader.pid(), follower.pid()];
     let mut peak = [0u64; 2];
-    let mut sample = |peak: &mut [u64; 2]| {
+    let sample = |peak: &mut [u64; 2]| {
         for (p, pid) in peak.iter_mut().zip(pids) {
             if let Some(kib) = vm_hwm_kib(pid) {
                 *p = (*p).max(kib);
