@@ -296,6 +296,7 @@ impl Client {
             .reader()
             .read_to_end(&mut bytes)
             .map_err(|e| self.redact(self.map_io(e, deadline), None))?;
+        self.refuse_echo(&bytes)?;
         json::decode(&bytes).map_err(|e| {
             self.redact(
                 Error::Decode(format!(
@@ -326,6 +327,23 @@ impl Client {
             Some(t) if *t != current => e.redact(t.expose()),
             _ => e,
         }
+    }
+
+    /// Refuses an answer (a body or a watch line) that holds our current bearer token: a real
+    /// API server never sends it back, and once decoded, a field of the object (a
+    /// `holderIdentity`, say) could carry it into a log line, beyond the reach of
+    /// [`redact`](Self::redact).
+    pub(super) fn refuse_echo(&self, bytes: &[u8]) -> Result<(), Error> {
+        let token = self.inner.token.current();
+        let secret = token.expose();
+        if !secret.is_empty() && String::from_utf8_lossy(bytes).contains(secret) {
+            return Err(Error::Decode(
+                "the answer holds our bearer token (a server or proxy echoing credentials); \
+                 refused"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The first 80 characters of `bytes` as text, for error messages, with our token

@@ -102,7 +102,12 @@ impl<T: DeserializeOwned> WatchStream<T> {
         if Instant::now() >= self.deadline {
             return Some(Err(Error::Timeout));
         }
-        let event = next_event(&mut self.reader, |e| self.client.map_io(e, self.deadline));
+        let client = &self.client;
+        let event = next_event(
+            &mut self.reader,
+            |e| client.map_io(e, self.deadline),
+            |line| client.refuse_echo(line),
+        );
         if event.is_none() {
             log::debug!("watch {} closed by the server", self.path);
         }
@@ -118,10 +123,11 @@ impl<T: DeserializeOwned> WatchStream<T> {
 /// Reads and decodes the next event of a watch stream from `reader`: `None` at the end of
 /// the stream, blank lines skipped, each line at most `MAX_WATCH_EVENT` bytes (a longer one
 /// is an error as soon as that many bytes arrived without a newline). `io_error` maps read
-/// failures.
+/// failures; `check` may refuse a line before it is decoded.
 fn next_event<T: DeserializeOwned>(
     reader: &mut impl BufRead,
     io_error: impl Fn(io::Error) -> Error,
+    check: impl Fn(&[u8]) -> Result<(), Error>,
 ) -> Option<Result<WatchEvent<T>, Error>> {
     loop {
         let mut line = Vec::new();
@@ -138,7 +144,7 @@ fn next_event<T: DeserializeOwned>(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        return Some(decode_event(&line));
+        return Some(check(&line).and_then(|()| decode_event(&line)));
     }
 }
 
@@ -148,7 +154,8 @@ fn next_event<T: DeserializeOwned>(
 pub fn events_of<T: DeserializeOwned>(bytes: &[u8]) -> Vec<Result<WatchEvent<T>, Error>> {
     let mut reader = bytes;
     let mut out = Vec::new();
-    while let Some(event) = next_event(&mut reader, |e| Error::Transport(e.to_string())) {
+    let io_error = |e: io::Error| Error::Transport(e.to_string());
+    while let Some(event) = next_event(&mut reader, io_error, |_| Ok(())) {
         let failed = event.is_err();
         out.push(event);
         if failed {

@@ -200,6 +200,11 @@ fn a_server_echoing_the_token_never_gets_it_into_errors_or_logs() {
         (200, "not JSON at all: {token}"),
         (200, r#"{"spec":{"leaseDurationSeconds":"{token}"}}"#),
         (200, r#"["{token}"]"#),
+        // a well-formed Lease naming the token as its holder: refused, not decoded
+        (
+            200,
+            r#"{"kind":"Lease","metadata":{"name":"x"},"spec":{"holderIdentity":"{token}"}}"#,
+        ),
         (410, status),
         (400, "{token}"),
     ] {
@@ -211,6 +216,7 @@ fn a_server_echoing_the_token_never_gets_it_into_errors_or_logs() {
         format!(r#"{{"type":"ERROR","object":{status}}}"#),
         r#"{"type":"{token}","object":{}}"#.to_string(),
         r#"{"type":"ADDED","object":{"spec":{"leaseDurationSeconds":"{token}"}}}"#.to_string(),
+        r#"{"type":"MODIFIED","object":{"spec":{"holderIdentity":"{token}"}}}"#.to_string(),
         "{token}".to_string(),
     ] {
         s.server.set_fault(echo(200, &format!("{line}\n")));
@@ -226,7 +232,7 @@ fn a_server_echoing_the_token_never_gets_it_into_errors_or_logs() {
             .expect("watch starts");
         collect(events.next().expect("one event").unwrap_err());
     }
-    assert_eq!(shown.len(), 18);
+    assert_eq!(shown.len(), 22);
     let lines = logs::logged_lines();
     assert!(
         lines.iter().any(|l| l.contains("hello <redacted>")),
