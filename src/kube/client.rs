@@ -1,9 +1,10 @@
 //! The blocking REST client: one ureq agent (connection reuse) trusting only the cluster CA,
 //! JSON get/create/replace/delete/list and line-delimited watch streams, each bounded by an
 //! absolute deadline; the rotating bearer token (re-read and retried once after a 401);
-//! `Status` bodies mapped to [`Error`]; server `Warning` headers logged once each.
-//! Paths and queries are built in `paths`, watch streams read in `watch`, `Warning` headers
-//! parsed in `warnings`.
+//! `Status` bodies mapped to [`Error`]; server `Warning` headers logged once each; our token
+//! scrubbed out of every error and warning ([`Client::redact`]). Bodies are read within the
+//! size bound of `json` and decoded through its bounded first pass. Paths and queries are
+//! built in `paths`, watch streams read in `watch`, `Warning` headers parsed in `warnings`.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -23,16 +24,15 @@ use ureq::{Agent, Body};
 
 use super::error::{self, Error};
 use super::incluster::InClusterConfig;
+use super::json::{self, MAX_BODY};
 use super::paths::{list_query, normalize_path, query_string, ListParams};
 use super::tls;
-use super::token::{Token, TokenSource, REFRESH_INTERVAL};
+use super::token::{redact_text, Token, TokenSource, REFRESH_INTERVAL};
 use super::warnings::new_warnings;
 use super::watch::WatchStream;
 
 /// Our `User-Agent`: the program and its version.
 const USER_AGENT: &str = concat!("k8s-await-election/", env!("CARGO_PKG_VERSION"));
-/// Largest successful response body we accept.
-const MAX_BODY: u64 = 64 * 1024 * 1024;
 /// Largest error body we read (the rest is discarded, and so is the connection).
 const MAX_ERROR_BODY: u64 = 64 * 1024;
 /// A blocking client for the Kubernetes API. Cheap to clone (clones share the connection
@@ -125,7 +125,7 @@ impl Client {
     }
 
     /// DELETEs the object at `path`. The response body (a Status or the deleted object) is
-    /// read and ignored.
+    /// read (up to the body size bound) and ignored.
     pub fn delete(&self, path: &str, deadline: Instant) -> Result<(), Error> {
         let resp = self.execute(Method::DELETE, path, "", None, deadline)?;
         self.discard(resp, deadline)
@@ -146,13 +146,8 @@ impl Client {
 
     /// Reads a successful answer's body to its end (bounded) and drops it.
     fn discard(&self, mut resp: Response<Body>, deadline: Instant) -> Result<(), Error> {
-        let mut sink = Vec::new();
-        resp.body_mut()
-            .with_config()
-            .limit(MAX_BODY)
-            .reader()
-            .read_to_end(&mut sink)
-            .map_err(|e| self.map_io(e, deadline))?;
+        let mut reader = resp.body_mut().with_config().limit(MAX_BODY).reader();
+        io::copy(&mut reader, &mut io::sink()).map_err(|e| self.map_io(e, deadline))?;
         Ok(())
     }
 
@@ -191,6 +186,7 @@ impl Client {
         q.push(("allowWatchBookmarks", "true".to_string()));
         let query = query_string(&q);
         let resp = self.execute(Method::GET, collection_path, &query, None, deadline)?;
+        // Each line is bounded by `watch`; the stream as a whole only by its deadline.
         let reader = resp.into_body().into_with_config().limit(u64::MAX).reader();
         Ok(WatchStream::new(
             reader,
@@ -223,7 +219,7 @@ impl Client {
             let mut resp = match result {
                 Ok(r) => r,
                 Err(e) => {
-                    let err = self.map_ureq(e, deadline).redact(token.expose());
+                    let err = self.redact(self.map_ureq(e, deadline), Some(&token));
                     log::debug!(
                         "{method} {path}{query} failed after {:?}: {err}",
                         started.elapsed()
@@ -252,7 +248,7 @@ impl Client {
                 .as_reader()
                 .take(MAX_ERROR_BODY)
                 .read_to_end(&mut text);
-            let err = error::from_response(code, &text, retry_after).redact(token.expose());
+            let err = self.redact(error::from_response(code, &text, retry_after), Some(&token));
             if code == 401 && !retried_401 {
                 retried_401 = true;
                 let fresh = self.inner.token.reload();
@@ -317,19 +313,64 @@ impl Client {
             .limit(MAX_BODY)
             .reader()
             .read_to_end(&mut bytes)
-            .map_err(|e| self.map_io(e, deadline))?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            Error::Decode(format!(
-                "response body is not the JSON object expected ({e}); starts with {:?}",
-                preview(&bytes)
-            ))
+            .map_err(|e| self.redact(self.map_io(e, deadline), None))?;
+        self.refuse_echo(&bytes)?;
+        json::decode(&bytes).map_err(|e| {
+            self.redact(
+                Error::Decode(format!(
+                    "response body is not the JSON object expected ({e}); starts with {:?}",
+                    self.preview(&bytes)
+                )),
+                None,
+            )
         })
     }
 
     fn log_warnings(&self, headers: &http::HeaderMap) {
+        let token = self.inner.token.current();
         for text in new_warnings(&self.inner.warnings, headers) {
+            let text = redact_text(text, token.expose());
             log::warn!("Kubernetes API warning: {text}");
         }
+    }
+
+    /// Scrubs our bearer token (the current one, and `used` if a request was sent with
+    /// another) out of every message `e` carries. Every error this client returns, and every
+    /// text of the server it logs, passes through here: whatever the server sends (bodies,
+    /// `Status` messages, headers, watch events) may echo the token.
+    pub(super) fn redact(&self, e: Error, used: Option<&Token>) -> Error {
+        let current = self.inner.token.current();
+        let e = e.redact(current.expose());
+        match used {
+            Some(t) if *t != current => e.redact(t.expose()),
+            _ => e,
+        }
+    }
+
+    /// Refuses an answer (a body or a watch line) that holds our current bearer token: a real
+    /// API server never sends it back, and once decoded, a field of the object (a
+    /// `holderIdentity`, say) could carry it into a log line, beyond the reach of
+    /// [`redact`](Self::redact).
+    pub(super) fn refuse_echo(&self, bytes: &[u8]) -> Result<(), Error> {
+        let token = self.inner.token.current();
+        let secret = token.expose();
+        if !secret.is_empty() && String::from_utf8_lossy(bytes).contains(secret) {
+            return Err(Error::Decode(
+                "the answer holds our bearer token (a server or proxy echoing credentials); \
+                 refused"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The first 80 characters of `bytes` as text, for error messages, with our token
+    /// redacted first (so that no part of it is left where the quote cuts it).
+    pub(super) fn preview(&self, bytes: &[u8]) -> String {
+        let token = self.inner.token.current();
+        let window = &bytes[..bytes.len().min(80 + token.expose().len())];
+        let text = redact_text(String::from_utf8_lossy(window).into_owned(), token.expose());
+        text.chars().take(80).collect()
     }
 
     pub(super) fn map_io(&self, e: io::Error, deadline: Instant) -> Error {
@@ -390,11 +431,6 @@ fn map_ureq_error(e: ureq::Error, ca_path: &std::path::Path) -> Error {
 fn encode<B: Serialize>(body: &B) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(body)
         .map_err(|e| Error::Decode(format!("cannot encode the request body as JSON: {e}")))
-}
-
-/// The first 80 bytes of `bytes` as text, for error messages.
-pub(super) fn preview(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(&bytes[..bytes.len().min(80)]).into_owned()
 }
 
 /// Resolves IP literals only. The API server address is always an IP (see

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::token::redact_text;
+
 /// Everything that can go wrong talking to the Kubernetes API.
 ///
 /// The variants for HTTP errors carry the server's message verbatim (the `message` field of
@@ -112,16 +114,7 @@ impl Error {
 
     /// Replaces every occurrence of `secret` in the messages this error carries.
     pub(crate) fn redact(self, secret: &str) -> Error {
-        if secret.is_empty() {
-            return self;
-        }
-        let r = |s: String| {
-            if s.contains(secret) {
-                s.replace(secret, "<redacted>")
-            } else {
-                s
-            }
-        };
+        let r = |s: String| redact_text(s, secret);
         match self {
             Error::NotFound(m) => Error::NotFound(r(m)),
             Error::NamespaceNotFound { namespace, message } => Error::NamespaceNotFound {

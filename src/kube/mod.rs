@@ -4,12 +4,15 @@
 //!
 //! Submodules: `incluster` (addresses, service-account files), `tls` (the cluster CA as the
 //! only trust anchor), `token` (rotation, redaction), `error` (Status objects → typed errors),
-//! `small_file` (bounded reads of the service-account files), `client` (requests), `paths` (API paths and queries), `watch` (watch streams), `warnings`
+//! `small_file` (bounded reads of the service-account files), `client` (requests), `json`
+//! (size, value-count and depth bounds of answers), `paths` (API paths and queries), `watch`
+//! (watch streams), `warnings`
 //! (server `Warning` headers), `meta` (object metadata, [`ObjectMeta`]).
 
 mod client;
 mod error;
 mod incluster;
+mod json;
 mod meta;
 mod paths;
 mod small_file;
@@ -28,6 +31,8 @@ pub use paths::{
     endpoints_collection, endpoints_path, endpointslice_path, endpointslices_path, events_path,
     lease_path, leases_path, ListParams,
 };
+#[doc(hidden)]
+pub use watch::events_of as watch_events_of;
 pub use watch::{WatchEvent, WatchStream};
 
 /// Log targets the program's logger must keep below `Trace`: at trace level ureq-proto

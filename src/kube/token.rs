@@ -38,6 +38,15 @@ impl fmt::Debug for Token {
 /// few; anything beyond this is not a token.
 pub(crate) const MAX_TOKEN_BYTES: u64 = 64 * 1024;
 
+/// `text` with every occurrence of `secret` replaced by `<redacted>` (`text` itself when
+/// `secret` is empty or absent).
+pub(crate) fn redact_text(text: String, secret: &str) -> String {
+    if secret.is_empty() || !text.contains(secret) {
+        return text;
+    }
+    text.replace(secret, "<redacted>")
+}
+
 /// Why a token file could not be used.
 #[derive(Debug)]
 pub(crate) enum ReadError {

@@ -69,6 +69,9 @@ pub struct Cluster {
     pub dir: TempDir,
     /// Timings as environment values (lease, renew, retry).
     pub timings: (String, String, String),
+    /// The binary the replicas run: the debug build unless [`Cluster::with_binary`] says
+    /// otherwise.
+    pub bin: PathBuf,
 }
 
 /// One line of the CMD event log written by [`Cluster::singleton_cmd`]: the kind (`start`,
@@ -122,7 +125,14 @@ impl Cluster {
             api: ApiServer::start(),
             dir: TempDir::new(tag),
             timings: (secs(LEASE), secs(RENEW_DEADLINE), secs(RETRY_PERIOD)),
+            bin: PathBuf::from(BIN),
         }
+    }
+
+    /// This cluster with replicas running `bin` (e.g. the static release build).
+    pub fn with_binary(mut self, bin: PathBuf) -> Cluster {
+        self.bin = bin;
+        self
     }
 
     fn events_path(&self) -> PathBuf {
@@ -251,7 +261,7 @@ done
         self.api
             .write_service_account_dir(&sa, &token, NS)
             .expect("write service account dir");
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(&self.bin);
         c.args(cmd.unwrap_or_else(|| self.singleton_cmd()))
             .env_clear()
             .env("PATH", "/usr/bin:/bin")

@@ -20,6 +20,7 @@ mod chaos;
 mod cli;
 mod election;
 mod examples;
+mod hostile_answers;
 mod kube_client;
 mod kubectl;
 mod namespaces;

@@ -5,8 +5,9 @@
 use std::time::{Duration, Instant};
 
 use k8s_await_election::kube::{self, Client, Error, InClusterConfig, ListParams};
+use k8s_await_election::lease::Lease;
 use serde_json::Value;
-use test_apiserver::{ApiServer, Fault};
+use test_apiserver::{ApiServer, Body, Fault};
 
 use super::*;
 use crate::logs;
@@ -174,6 +175,70 @@ fn token_never_appears_in_errors_debug_or_logs() {
 
     assert!(shown.len() >= 16);
     for line in shown.iter().chain(logs::logged_lines().iter()) {
+        assert!(!line.contains(TOKEN), "token leaked: {line}");
+    }
+}
+
+#[test]
+fn a_server_echoing_the_token_never_gets_it_into_errors_or_logs() {
+    logs::capture_logs();
+    const TOKEN: &str = "tok-ECHOED-4e9d2a71";
+    let s = setup(TOKEN);
+    let path = kube::lease_path(NS, "x");
+    let echo = |code: u16, body: &str| Fault::Answer {
+        code,
+        headers: vec![("Warning".into(), r#"299 - "hello {token}""#.into())],
+        body: Body::Text(body.into()),
+    };
+    let status = r#"{"kind":"Status","status":"Failure","message":"no, {token}","reason":"Expired","code":410}"#;
+    let mut shown = Vec::new();
+    let mut collect = |e: Error| {
+        shown.push(format!("{e}"));
+        shown.push(format!("{e:?}"));
+    };
+    for (code, body) in [
+        (200, "not JSON at all: {token}"),
+        (200, r#"{"spec":{"leaseDurationSeconds":"{token}"}}"#),
+        (200, r#"["{token}"]"#),
+        // a well-formed Lease naming the token as its holder: refused, not decoded
+        (
+            200,
+            r#"{"kind":"Lease","metadata":{"name":"x"},"spec":{"holderIdentity":"{token}"}}"#,
+        ),
+        (410, status),
+        (400, "{token}"),
+    ] {
+        s.server.set_fault(echo(code, body));
+        collect(s.client.get::<Lease>(&path, secs(5)).unwrap_err());
+    }
+    // Watch events: an ERROR event quoting the token, and lines that are not events.
+    for line in [
+        format!(r#"{{"type":"ERROR","object":{status}}}"#),
+        r#"{"type":"{token}","object":{}}"#.to_string(),
+        r#"{"type":"ADDED","object":{"spec":{"leaseDurationSeconds":"{token}"}}}"#.to_string(),
+        r#"{"type":"MODIFIED","object":{"spec":{"holderIdentity":"{token}"}}}"#.to_string(),
+        "{token}".to_string(),
+    ] {
+        s.server.set_fault(echo(200, &format!("{line}\n")));
+        let mut events = s
+            .client
+            .watch::<Lease>(
+                &kube::leases_path(NS),
+                &ListParams::default(),
+                "",
+                5,
+                secs(5),
+            )
+            .expect("watch starts");
+        collect(events.next().expect("one event").unwrap_err());
+    }
+    assert_eq!(shown.len(), 22);
+    let lines = logs::logged_lines();
+    assert!(
+        lines.iter().any(|l| l.contains("hello <redacted>")),
+        "the Warning was logged"
+    );
+    for line in shown.iter().chain(lines.iter()) {
         assert!(!line.contains(TOKEN), "token leaked: {line}");
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::faults::Fault;
+use crate::hostile;
 use crate::http::{self, Request};
 use crate::schema;
 use crate::selector::{FieldSelector, LabelSelector};
@@ -180,6 +181,16 @@ pub fn handle(shared: &Shared, tls: &mut Tls, req: Request) -> Outcome {
         Fault::Reset | Fault::RefuseConnections => {
             shared.record(entry);
             return Outcome::Abort;
+        }
+        Fault::Answer {
+            code,
+            headers,
+            body,
+        } => {
+            entry.code = code;
+            shared.record(entry);
+            let token = token.as_deref().unwrap_or("");
+            return hostile::answer(shared, tls, code, &headers, &body, token);
         }
     }
     if shared.is_shutdown() {

@@ -22,6 +22,39 @@ pub enum Fault {
     /// Close new connections right after accept, before TLS. As a per-token fault the token
     /// is only known after the request is read, so it then behaves like `Reset`.
     RefuseConnections,
+    /// Answer every request with HTTP `code`, the extra `headers` and a hostile or broken
+    /// `body` instead of serving it (a stand-in for a broken proxy or a compromised server;
+    /// kube-apiserver never sends any of these). `{token}` in a header value is replaced by
+    /// the request's bearer token. See `hostile.rs`.
+    Answer {
+        code: u16,
+        headers: Vec<(String, String)>,
+        body: Body,
+    },
+}
+
+/// The body of a [`Fault::Answer`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// This text, with every `{token}` replaced by the request's bearer token (to check that a
+    /// client never logs what the server echoes). Sent with a Content-Length.
+    Text(String),
+    /// A Lease-shaped JSON object padded with a JSON array of zeros to exactly this many
+    /// bytes (at least 80). Sent with a Content-Length.
+    Huge(usize),
+    /// A Lease-shaped JSON object of `size` bytes (at least one nest) whose padding array
+    /// holds, side by side, arrays nested `depth` deep (`[[[...]]]`). Sent with a
+    /// Content-Length.
+    Nested { depth: usize, size: usize },
+    /// A chunked body that never ends: `unit` repeated forever, written `chunk` bytes at a
+    /// time with a pause of `every` before each chunk, until the client goes away, the fault
+    /// is cleared or the server shuts down. `chunk: 1` with a pause drips; a watch-event line
+    /// as `unit` with no pause floods a watch with events.
+    Endless {
+        unit: String,
+        chunk: usize,
+        every: Duration,
+    },
 }
 
 #[derive(Default)]

@@ -331,7 +331,16 @@ pub fn write_response<W: Write>(
 
 /// Starts a chunked (streaming) 200 response.
 pub fn write_chunked_head<W: Write>(w: &mut W, headers: &[(String, String)]) -> io::Result<()> {
-    let mut out = head(200, headers, true);
+    write_chunked_head_code(w, 200, headers)
+}
+
+/// Starts a chunked (streaming) response with status `code`.
+pub fn write_chunked_head_code<W: Write>(
+    w: &mut W,
+    code: u16,
+    headers: &[(String, String)],
+) -> io::Result<()> {
+    let mut out = head(code, headers, true);
     out.push_str("Transfer-Encoding: chunked\r\n\r\n");
     w.write_all(out.as_bytes())?;
     w.flush()

@@ -8,13 +8,16 @@
 //! connections, shared state), `api` (routing, auth, verbs), `watch` (watch streams),
 //! `store` (objects, resourceVersion, history), `schema` (wire decoding), `validate`
 //! (defaulting and validation), `selector` (label/field selectors), `status` (error bodies),
-//! `discovery` (what kubectl reads first), `table` (Tables for kubectl), `faults`, `timefmt`, `bookmarks` (when watches get one), `namespaces` (which exist; NamespaceLifecycle admission).
+//! `discovery` (what kubectl reads first), `table` (Tables for kubectl), `faults`, `hostile`
+//! (the bodies of `Fault::Answer`), `timefmt`, `bookmarks` (when watches get one), `namespaces`
+//! (which exist; NamespaceLifecycle admission), `events` (core/v1 Events).
 
 mod api;
 mod bookmarks;
 mod discovery;
 mod events;
 mod faults;
+mod hostile;
 mod http;
 mod namespaces;
 mod schema;
@@ -39,7 +42,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use faults::Fault;
+pub use faults::{Body, Fault};
 use server::Shared;
 use status::Kind;
 

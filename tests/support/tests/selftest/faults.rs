@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use test_apiserver::{ApiServer, Fault, Options};
+use test_apiserver::{ApiServer, Body, Fault, Options};
 
 fn addr(srv: &ApiServer) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], srv.port()))
@@ -396,4 +396,107 @@ impl Checked for Client {
         self.send("GET", LEASES, Some(TOKEN), None, &[])?;
         self.read_response()
     }
+}
+
+#[test]
+fn answer_text_echoes_the_requests_token() {
+    let srv = server();
+    srv.set_fault(Fault::Answer {
+        code: 500,
+        headers: vec![("Warning".into(), r#"299 - "for {token}""#.into())],
+        body: Body::Text(r#"{"kind":"Status","message":"saw {token}"}"#.into()),
+    });
+    let r = Client::connect(&srv).request("GET", LEASES, Some(TOKEN), None);
+    assert_eq!(r.code, 500);
+    assert_eq!(
+        r.header("warning"),
+        Some(format!(r#"299 - "for {TOKEN}""#).as_str())
+    );
+    assert_eq!(r.json()["message"], format!("saw {TOKEN}"));
+    assert_eq!(srv.requests().last().unwrap().code, 500);
+}
+
+#[test]
+fn answer_huge_and_nested_have_the_asked_shape() {
+    let srv = server();
+    srv.set_fault(Fault::Answer {
+        code: 200,
+        headers: Vec::new(),
+        body: Body::Huge(5 << 20),
+    });
+    let r = Client::connect(&srv).request("PUT", &format!("{LEASES}/x"), Some(TOKEN), None);
+    assert_eq!((r.code, r.body.len()), (200, 5 << 20));
+    assert_eq!(r.json()["kind"], "Lease");
+    srv.set_fault(Fault::Answer {
+        code: 200,
+        headers: Vec::new(),
+        body: Body::Nested {
+            depth: 100,
+            size: 100_000,
+        },
+    });
+    let r = Client::connect(&srv).request("GET", LEASES, Some(TOKEN), None);
+    assert_eq!(r.body.len(), 100_000);
+    let nest = format!("{}{}", "[".repeat(100), "]".repeat(100));
+    assert!(String::from_utf8(r.body)
+        .unwrap()
+        .contains(&format!("[{nest},{nest},")));
+}
+
+#[test]
+fn answer_endless_streams_until_cleared_and_drips_on_request() {
+    let srv = server();
+    let event =
+        r#"{"type":"BOOKMARK","object":{"kind":"Lease","metadata":{"resourceVersion":"1"}}}"#;
+    srv.set_fault(Fault::Answer {
+        code: 200,
+        headers: Vec::new(),
+        body: Body::Endless {
+            unit: format!("{event}\n"),
+            chunk: 1000,
+            every: Duration::ZERO,
+        },
+    });
+    let mut c = Client::connect(&srv);
+    let (code, headers) = c.watch(&format!("{LEASES}?watch=1"), TOKEN);
+    assert_eq!(code, 200);
+    assert!(headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v == "chunked"));
+    // far more than one chunk: the stream goes on, each chunk `chunk` bytes of the repeated unit
+    let mut got = Vec::new();
+    while got.len() < 200_000 {
+        let chunk = c.read_chunk().unwrap().expect("never finished");
+        assert_eq!(chunk.len(), 1000);
+        got.extend(chunk);
+    }
+    let text = String::from_utf8(got).unwrap();
+    assert_eq!(text.matches(event).count(), text.len() / (event.len() + 1));
+    // clearing the fault ends the stream (the connection is dropped, no last chunk)
+    srv.clear_faults();
+    c.set_timeout(Duration::from_secs(5));
+    let ended = (0..10_000).find_map(|_| match c.read_chunk() {
+        Ok(Some(_)) => None,
+        other => Some(other),
+    });
+    assert!(matches!(ended, Some(Err(_))), "{ended:?}");
+
+    srv.set_fault(Fault::Answer {
+        code: 200,
+        headers: Vec::new(),
+        body: Body::Endless {
+            unit: "{".into(),
+            chunk: 1,
+            every: Duration::from_millis(100),
+        },
+    });
+    let mut c = Client::connect(&srv);
+    let t = Instant::now();
+    let (code, _) = c.watch(LEASES, TOKEN);
+    assert_eq!(code, 200);
+    for _ in 0..3 {
+        assert_eq!(c.read_chunk().unwrap().unwrap(), b"{");
+    }
+    assert!(t.elapsed() >= Duration::from_millis(300), "drips");
+    srv.clear_faults();
 }
