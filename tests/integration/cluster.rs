@@ -8,7 +8,7 @@
 //! CMDs at once" — CMD and what it started — exactly, without comparing timestamps.
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -186,6 +186,20 @@ done
         self.spawn_replica(identity, identity, cmd, env, log, stderr)
     }
 
+    /// Starts `program` (another elector, such as the client-go test peer) as replica
+    /// `identity` exactly like [`Cluster::replica`] starts the binary: same environment, own
+    /// token and service-account directory, the default CMD, `env` on top, stderr appended to
+    /// `<identity>.log`.
+    pub fn replica_of(&self, program: &Path, identity: &str, env: &[(&str, &str)]) -> Replica {
+        let log = self.dir.join(format!("{identity}.log"));
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open log");
+        self.spawn_program(program, identity, identity, None, env, log, stderr)
+    }
+
     /// Starts a replica like [`Cluster::replica`], but appends its stderr to `log_name` in the
     /// cluster directory instead of truncating `<identity>.log`, so a replica restarted under
     /// the same identity (a container restart in the same pod) keeps the earlier history.
@@ -244,6 +258,21 @@ done
         log: PathBuf,
         stderr: std::fs::File,
     ) -> Replica {
+        self.spawn_program(Path::new(BIN), identity, name, cmd, env, log, stderr)
+    }
+
+    /// [`Cluster::spawn_replica`] of any elector `program` that reads the same environment.
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_program(
+        &self,
+        program: &Path,
+        identity: &str,
+        name: &str,
+        cmd: Option<Vec<String>>,
+        env: &[(&str, &str)],
+        log: PathBuf,
+        stderr: std::fs::File,
+    ) -> Replica {
         let token = format!("token-{name}");
         self.api
             .add_token(&token, &format!("system:serviceaccount:{NS}:{identity}"));
@@ -251,7 +280,7 @@ done
         self.api
             .write_service_account_dir(&sa, &token, NS)
             .expect("write service account dir");
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(program);
         c.args(cmd.unwrap_or_else(|| self.singleton_cmd()))
             .env_clear()
             .env("PATH", "/usr/bin:/bin")

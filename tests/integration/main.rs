@@ -20,6 +20,7 @@ mod chaos;
 mod cli;
 mod election;
 mod examples;
+mod interop;
 mod kube_client;
 mod safety;
 mod scratch_image;

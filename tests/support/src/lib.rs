@@ -6,13 +6,15 @@
 //!
 //! Modules: `tls` (certificates), `http` (HTTP/1.1 framing), `server` (listeners,
 //! connections, shared state), `api` (routing, auth, verbs), `watch` (watch streams),
-//! `store` (objects, resourceVersion, history), `schema` (wire decoding), `validate`
+//! `store` (objects, resourceVersion, history), `schema` (wire decoding), `protobuf`
+//! (protobuf request bodies), `validate`
 //! (defaulting and validation), `selector` (label/field selectors), `status` (error bodies),
 //! `faults`, `timefmt`.
 
 mod api;
 mod faults;
 mod http;
+mod protobuf;
 mod schema;
 mod selector;
 mod server;

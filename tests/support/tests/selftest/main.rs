@@ -8,5 +8,6 @@ mod auth;
 mod binary;
 mod crud;
 mod faults;
+mod protobuf;
 mod validation;
 mod watch;
