@@ -186,18 +186,24 @@ done
         self.spawn_replica(identity, identity, cmd, env, log, stderr)
     }
 
-    /// Starts `program` (another elector, such as the client-go test peer) as replica
-    /// `identity` exactly like [`Cluster::replica`] starts the binary: same environment, own
-    /// token and service-account directory, the default CMD, `env` on top, stderr appended to
-    /// `<identity>.log`.
-    pub fn replica_of(&self, program: &Path, identity: &str, env: &[(&str, &str)]) -> Replica {
-        let log = self.dir.join(format!("{identity}.log"));
+    /// Starts `program` (another elector, such as the client-go test peer) like
+    /// [`Cluster::replica_named`] starts the binary: same environment, own token and
+    /// service-account directory `sa-<name>`, the default CMD tagged `name`, `env` on top,
+    /// stderr appended to `<name>.log`.
+    pub fn replica_of(
+        &self,
+        program: &Path,
+        identity: &str,
+        name: &str,
+        env: &[(&str, &str)],
+    ) -> Replica {
+        let log = self.dir.join(format!("{name}.log"));
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .expect("open log");
-        self.spawn_program(program, identity, identity, None, env, log, stderr)
+        self.spawn_program(program, identity, name, None, env, log, stderr)
     }
 
     /// Starts a replica like [`Cluster::replica`], but appends its stderr to `log_name` in the

@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{
-    peer, peer_or_skip, transitions, wait_contending, wait_started, CANCEL, CLIENT_GO_POLL,
-};
+use super::{peer, peer_or_skip, wait_contending, wait_started, CANCEL, CLIENT_GO_POLL};
 use crate::cluster::{Cluster, LEASE, RETRY_PERIOD};
 use crate::procs::exit_code;
 use crate::wait::wait_for;

@@ -31,7 +31,7 @@ pub const CANCEL: &str = "cancel";
 pub const CLIENT_GO_POLL: Duration = Duration::from_millis(2200);
 
 /// The peer binary (`$CARGO_TARGET_DIR` or `target/`, `client-go-peer`), or why it is missing.
-fn peer_binary() -> Result<PathBuf, String> {
+pub fn peer_binary() -> Result<PathBuf, String> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
@@ -60,7 +60,7 @@ pub fn peer_or_skip(test: &str) -> Option<PathBuf> {
 
 /// Starts a client-go peer named `identity` with shutdown behaviour `mode`.
 pub fn peer(c: &Cluster, bin: &std::path::Path, identity: &str, mode: &str) -> Replica {
-    c.replica_of(bin, identity, &[("PEER_SHUTDOWN", mode)])
+    c.replica_of(bin, identity, identity, &[("PEER_SHUTDOWN", mode)])
 }
 
 /// Waits until `identity`'s CMD has started; panics with [`Cluster::dump`] after `timeout`.
@@ -89,15 +89,6 @@ pub fn wait_contending(c: &Cluster, r: &Replica) {
                 .then_some(())
         },
     );
-}
-
-/// The unix-nanosecond instant of the first `kind` event of `identity`'s CMD.
-pub fn event_nanos(c: &Cluster, kind: &str, identity: &str) -> u128 {
-    c.cmd_events()
-        .into_iter()
-        .find(|e| e.kind == kind && e.identity == identity)
-        .unwrap_or_else(|| panic!("no {kind} event of {identity}\n{}", c.dump()))
-        .nanos
 }
 
 /// `leaseTransitions` of the Lease.

@@ -46,7 +46,12 @@ fn roll(
         let mut o = old[i].take().expect("old replica");
         o.signal("TERM");
         let code = exit_code(o.wait_exit(Duration::from_secs(15)));
-        assert!(old_exits.contains(&code), "{} exited {code}\n{}", o.identity, c.dump());
+        assert!(
+            old_exits.contains(&code),
+            "{} exited {code}\n{}",
+            o.identity,
+            c.dump()
+        );
         let alive: Vec<&Replica> = new.iter().chain(old.iter().flatten()).collect();
         one_leader(c, &alive);
         c.assert_no_overlap();
