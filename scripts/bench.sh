@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Measures what the README claims, against the static release binary and the test API server:
 #
-#   scripts/bench.sh            full run, about 7 minutes
-#   scripts/bench.sh --quick    CI smoke: fewer runs and shorter windows, about 1 minute
+#   scripts/bench.sh            full run, about 14 minutes (7 without Go: no client-go columns)
+#   scripts/bench.sh --quick    CI smoke: fewer runs and shorter windows, about 2 minutes
 #
 # Prints a Markdown table (figure, value, goal, met?, command that produced it) and writes it
 # to target/bench/results.md (raw samples and logs: target/bench/last-run/). Figures:
@@ -24,6 +24,9 @@
 #     hostile connections of each kind are open: idle, a byte a second, a head announcing a
 #     body that never comes, a connect flood (python3 attacker); the leader's peak threads and
 #     VmRSS and its renewals meanwhile
+#   - side by side with the client-go test peer (scripts/bench-client-go.sh): hand-over (both
+#     shutdown behaviours), crash fail-over, requests/min with 4 and 49 followers, VmHWM,
+#     binary size; skipped without Go (a failure under CI)
 # Hand-over and fail-over use 3 replicas with the short timings 4/3/1 (lease/renew/retry, s).
 # Timestamps: CMD lines use `date +%s%N`, this script uses $EPOCHREALTIME (no fork), the
 # request log has milliseconds. Percentiles are nearest-rank. Every process started here is
@@ -34,6 +37,8 @@ set -euo pipefail
 SAY_FD=2 # stdout is the results table
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=scripts/bench-client-go.sh
+source "$root/scripts/bench-client-go.sh"
 
 QUICK=0
 for arg in "$@"; do
@@ -50,9 +55,11 @@ done
 if ((QUICK)); then
   HANDOVER_RUNS=3 FAILOVER_RUNS=2 STEADY_SECONDS=20 WARMUP_SECONDS=3 PASS_RUNS=30 PASS_ROUNDS=3 COLD_RUNS=3
   STATUS_PROBES=20
+  CG_HANDOVER_RUNS=1 CG_FAILOVER_RUNS=1
 else
   HANDOVER_RUNS=20 FAILOVER_RUNS=8 STEADY_SECONDS=250 WARMUP_SECONDS=5 PASS_RUNS=400 PASS_ROUNDS=10 COLD_RUNS=15
   STATUS_PROBES=100
+  CG_HANDOVER_RUNS=10 CG_FAILOVER_RUNS=8
 fi
 HOSTILE=1000 # hostile connections held open while the status endpoint is probed
 SHORT_LEASE=4 SHORT_RENEW=3 SHORT_RETRY=1
@@ -519,6 +526,9 @@ mode=full
 ((QUICK)) && mode=quick
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 short="$SHORT_LEASE/$SHORT_RENEW/$SHORT_RETRY"
+client_go_side_by_side
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+elapsed=$((SECONDS - t_bench_start))
 
 {
   echo "## k8s-await-election benchmarks ($mode run)"
@@ -558,6 +568,17 @@ short="$SHORT_LEASE/$SHORT_RENEW/$SHORT_RETRY"
   echo "| Status probe latency under $HOSTILE hostile connections p50 / p95 (n=$st_n) | $st_p50 / $st_p95 ms | p95 ≤ 100 ms | $(ok "$st_p95" 100) | python3 attacker holding $HOSTILE connections of each kind (p95 ms: ${st_kinds%, }) while GET /status and /metrics are timed connect → close; max $st_max ms; $st_failed probes unanswered; leader threads $st_threads0 → peak $st_threads, VmRSS $st_rss0 → peak $st_rss KiB; $st_renewals renewals in $st_secs s |"
   echo "| Idle CPU, leader (15/10/2) | $sch_leader ms CPU/min ($(cpu_pct "$sch_leader") % of a core) | — | | sum of \`/proc/<pid>/task/*/schedstat\` over the steady window (live threads only: misses a watch thread that ended); utime+stime from \`/proc/<pid>/stat\` ($((1000 / clk_tck)) ms ticks): $cpu_leader ms/min |"
   echo "| Idle CPU, follower (15/10/2) | $sch_follower ms CPU/min ($(cpu_pct "$sch_follower") % of a core) | — | | same, one follower; utime+stime: $cpu_follower ms/min |"
+  echo
+  echo
+  if ((${#CG_ROWS[@]})); then
+    echo "Side by side with client-go (the test peer \`tests/interop/client-go-peer\`: client-go's \`leaderelection\`, as in the Go tool), same run, same API server binary:"
+    echo
+    echo "| Figure | Ours | client-go | client-go ÷ ours | Command |"
+    echo "|---|---|---|---|---|"
+    printf '%s\n' "${CG_ROWS[@]}"
+  else
+    echo "No client-go comparison: $CG_SKIPPED."
+  fi
   echo
   echo "Checks: $overlap_a overlapping CMD starts in the hand-over/fail-over runs (must be 0);" \
     "$bad_exit replicas exited non-zero after SIGTERM (must be 0);" \

@@ -14,12 +14,15 @@
 # integration tests (tests/integration/chaos/schedules.rs); this script only picks the
 # parameters and sums up. Needs python3 >= 3.10.
 #
-# usage: scripts/chaos.sh [--runs N] [--seed S] [--seconds N] [--jobs N] [--soak] [--release]
+# usage: scripts/chaos.sh [--runs N] [--seed S] [--seconds N] [--jobs N] [--soak] [--mixed] [--release]
 #   --runs N     number of runs (default 12: about two minutes)
 #   --seed S     seed of the first run (decimal or 0x hex); run i uses S + i (default: random)
 #   --seconds N  seconds of faults per run (default 10; a run takes about that plus 1-10 s)
 #   --jobs N     runs at a time (default 2)
 #   --soak       long run: 1000 runs of 20 s (about three hours with 2 jobs)
+#   --mixed      mixed elections: each pod's containers alternate between our binary and the
+#                client-go test peer (tests/interop/client-go-peer, Go tool or releasing
+#                shutdown; built by scripts/build-client-go-peer.sh, needs Go)
 #   --release    test the release build (slower to build, closer to production)
 #
 # Prints one line per run (`ok`, or `FAILED` with its seed), then the summary line
@@ -43,6 +46,7 @@ while [ $# -gt 0 ]; do
     --seconds) seconds="$2"; shift 2 ;;
     --jobs) jobs="$2"; shift 2 ;;
     --soak) runs=1000; seconds=20; shift ;;
+    --mixed) export CHAOS_MIXED=1; shift ;;
     --release) PROFILE=(--release); shift ;;
     -h | --help) usage; exit 0 ;;
     *) usage_error "unknown argument $1" ;;
@@ -53,8 +57,11 @@ if [ -z "$seed" ]; then
     seed=$(( $(od -An -N4 -tu4 /dev/urandom) ))
 fi
 
-echo "chaos.sh: $runs runs x ${seconds}s, $jobs at a time, first seed $seed" >&2
+echo "chaos.sh: $runs runs x ${seconds}s, $jobs at a time, first seed $seed${CHAOS_MIXED:+, mixed with client-go}" >&2
 build_tests
+if [[ -n ${CHAOS_MIXED:-} ]]; then
+    CI=1 scripts/build-client-go-peer.sh >/dev/null || die "--mixed needs the client-go peer (Go)"
+fi
 
 out=$(mktemp "${TMPDIR:-/tmp}/chaos-out.XXXXXX")
 details="${TMPDIR:-/tmp}/chaos-$seed.log"

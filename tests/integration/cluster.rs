@@ -8,7 +8,7 @@
 //! CMDs at once" — CMD and what it started — exactly, without comparing timestamps.
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -196,6 +196,26 @@ done
         self.spawn_replica(identity, identity, cmd, env, log, stderr)
     }
 
+    /// Starts `program` (another elector, such as the client-go test peer) like
+    /// [`Cluster::replica_named`] starts the binary: same environment, own token and
+    /// service-account directory `sa-<name>`, the default CMD tagged `name`, `env` on top,
+    /// stderr appended to `<name>.log`.
+    pub fn replica_of(
+        &self,
+        program: &Path,
+        identity: &str,
+        name: &str,
+        env: &[(&str, &str)],
+    ) -> Replica {
+        let log = self.dir.join(format!("{name}.log"));
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open log");
+        self.spawn_program(program, identity, name, None, env, log, stderr)
+    }
+
     /// Starts a replica like [`Cluster::replica`], but appends its stderr to `log_name` in the
     /// cluster directory instead of truncating `<identity>.log`, so a replica restarted under
     /// the same identity (a container restart in the same pod) keeps the earlier history.
@@ -254,6 +274,21 @@ done
         log: PathBuf,
         stderr: std::fs::File,
     ) -> Replica {
+        self.spawn_program(&self.bin, identity, name, cmd, env, log, stderr)
+    }
+
+    /// [`Cluster::spawn_replica`] of any elector `program` that reads the same environment.
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_program(
+        &self,
+        program: &Path,
+        identity: &str,
+        name: &str,
+        cmd: Option<Vec<String>>,
+        env: &[(&str, &str)],
+        log: PathBuf,
+        stderr: std::fs::File,
+    ) -> Replica {
         let token = format!("token-{name}");
         self.api
             .add_token(&token, &format!("system:serviceaccount:{NS}:{identity}"));
@@ -261,7 +296,7 @@ done
         self.api
             .write_service_account_dir(&sa, &token, NS)
             .expect("write service account dir");
-        let mut c = Command::new(&self.bin);
+        let mut c = Command::new(program);
         c.args(cmd.unwrap_or_else(|| self.singleton_cmd()))
             .env_clear()
             .env("PATH", "/usr/bin:/bin")

@@ -21,6 +21,7 @@ mod cli;
 mod election;
 mod examples;
 mod hostile_answers;
+mod interop;
 mod kube_client;
 mod kubectl;
 mod namespaces;

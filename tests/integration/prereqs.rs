@@ -1,7 +1,8 @@
 //! What some tests need from the machine — root, PID namespaces, the static release binary, a
 //! static busybox — and how a missing piece is reported: a printed skip for a developer's plain
 //! `cargo test`, a failure where the suite must be complete (`CI` or `REQUIRE_STATIC` set, as
-//! scripts/test.sh does).
+//! scripts/test.sh does). The client-go peer of the `interop` tests (needs Go) is the one
+//! exception: missing, it fails only under `CI` ([`crate::interop::peer_or_skip`]).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

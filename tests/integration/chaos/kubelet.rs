@@ -15,6 +15,11 @@ use super::{Chaos, CMD_CRASH, LOST_LEADERSHIP};
 /// SIGKILLed by the schedule (137).
 const ALLOWED_EXITS: [i32; 5] = [0, CMD_CRASH, LOST_LEADERSHIP, 143, 137];
 
+/// The same for the client-go test peer of a mixed election: CMD exited 0, or SIGTERM with a
+/// release (0); CMD failed or the Lease was lost (1); SIGTERM like the Go tool (2); SIGKILLed
+/// by the schedule (137).
+const PEER_ALLOWED_EXITS: [i32; 4] = [0, 1, 2, 137];
+
 /// Per-pod bookkeeping of the kubelet, by pod index.
 #[derive(Default)]
 pub struct Kubelet {
@@ -68,7 +73,12 @@ pub fn housekeeping(
                 let code = *ch.pods[i].exits.last().unwrap_or(&-1);
                 let name = ch.pods[i].name.clone();
                 actions.push(format!("        {name} exited with {code}"));
-                if !ALLOWED_EXITS.contains(&code) {
+                let allowed: &[i32] = if ch.pods[i].peer {
+                    &PEER_ALLOWED_EXITS
+                } else {
+                    &ALLOWED_EXITS
+                };
+                if !allowed.contains(&code) {
                     return Err(format!("{name} exited with unexpected code {code}"));
                 }
                 k.terminating.remove(&i);

@@ -28,6 +28,7 @@ mod slow_dying;
 mod soak;
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -59,6 +60,8 @@ struct Pod {
     exits: Vec<i32>,
     /// Scaled away: never restarted.
     retired: bool,
+    /// The current (or last) container runs the client-go test peer, not our binary.
+    peer: bool,
 }
 
 /// The leader of a settled cluster, where most cases start from.
@@ -81,6 +84,9 @@ struct Chaos {
     /// An instant and the wall-clock time at that instant, to place CMD events (wall clock)
     /// on the server's request-log time line (instants).
     epoch: (Instant, u128),
+    /// Mixed elections (`scripts/chaos.sh --mixed`): the client-go test peer, which every
+    /// other container of a pod runs instead of our binary ([`Chaos::start`]).
+    peer: Option<PathBuf>,
 }
 
 /// The wall clock, nanoseconds since the epoch.
@@ -94,10 +100,17 @@ fn unix_nanos() -> u128 {
 impl Chaos {
     /// `n` pods `r0`, `r1`, ... with IPs 10.0.0.1, 10.0.0.2, ..., all started.
     fn new(tag: &str, n: usize) -> Chaos {
+        Chaos::new_mixed(tag, n, None)
+    }
+
+    /// [`Chaos::new`], with containers alternating between our binary and the client-go test
+    /// `peer` if given.
+    fn new_mixed(tag: &str, n: usize, peer: Option<PathBuf>) -> Chaos {
         let mut ch = Chaos {
             pods: Vec::new(),
             c: Cluster::new(tag),
             epoch: (Instant::now(), unix_nanos()),
+            peer,
         };
         for i in 0..n {
             ch.add_pod(&format!("r{i}"), &format!("10.0.0.{}", i + 1));
@@ -121,19 +134,39 @@ impl Chaos {
             replica: None,
             exits: Vec::new(),
             retired: false,
+            peer: false,
         });
         let i = self.pods.len() - 1;
         self.start(i);
         i
     }
 
-    /// Starts a container for pod `i`.
+    /// Starts a container for pod `i`. In a mixed election the kind cycles with the pod's
+    /// index plus its number of earlier containers: ours, the peer behaving like the Go tool,
+    /// ours, the peer releasing on SIGTERM (so neighbours differ, and each restart of a pod
+    /// switches kind, like an upgrade or a rollback). A twin is always ours: client-go takes a
+    /// Lease naming its identity at once, so a client-go twin would run CMD next to the pod
+    /// whose identity it shares (README, "Migrating from the Go tool": a known flaw of the Go
+    /// tool that ours fixes, not something a mixed election can be safe against).
     fn start(&mut self, i: usize) {
         let pod = &self.pods[i];
         let node = format!("node-{}", pod.name);
-        let env = routing::env(&pod.ip, &node);
+        let mut env = routing::env(&pod.ip, &node).to_vec();
         let started = unix_nanos();
-        let r = self.c.replica_named(&pod.identity, &pod.name, &env);
+        let turn = if pod.name == pod.identity {
+            i + pod.exits.len()
+        } else {
+            0
+        };
+        let r = match self.peer.as_deref().filter(|_| turn % 2 == 1) {
+            Some(peer) => {
+                let mode = if turn % 4 == 1 { "go-tool" } else { "cancel" };
+                env.push(("PEER_SHUTDOWN", mode));
+                self.c.replica_of(peer, &pod.identity, &pod.name, &env)
+            }
+            None => self.c.replica_named(&pod.identity, &pod.name, &env),
+        };
+        self.pods[i].peer = self.peer.is_some() && turn % 2 == 1;
         self.pods[i].started = started;
         self.pods[i].replica = Some(r);
     }
@@ -252,6 +285,10 @@ impl Chaos {
         if !self.alive(i) {
             return Err(format!("{leader} exited but its CMD runs"));
         }
+        if self.pods[i].peer {
+            // The client-go peer does no service routing.
+            return Ok(leader.clone());
+        }
         let ip = self.pods[i].ip.clone();
         let advertised = routing::advertised(&self.c);
         if advertised != BTreeSet::from([ip.clone()]) {
@@ -302,8 +339,12 @@ impl Chaos {
             if self.pods[i].identity == leader || !self.alive(i) {
                 continue;
             }
-            self.replica(i)
-                .wait_log(&format!("new leader: {leader}"), Duration::from_secs(15));
+            let needle = if self.pods[i].peer {
+                format!("new leader: '{leader}'")
+            } else {
+                format!("new leader: {leader}")
+            };
+            self.replica(i).wait_log(&needle, Duration::from_secs(15));
         }
     }
 

@@ -19,6 +19,10 @@
 //!   with SIGTERM or SIGKILL. Faults aimed at "a pod" may hit it too;
 //! - dropped, compacted-and-dropped, and silenced (half-open) watches.
 //!
+//! With `CHAOS_MIXED` (`scripts/chaos.sh --mixed`) the containers alternate between our binary
+//! and the client-go test peer (see [`Chaos::start`]), so every fault also hits mixed
+//! elections; a peer leading needs no Service routing in the steady state.
+//!
 //! Faults aim at the pod holding the Lease two times in three. At the end ("calm") faults stop,
 //! the kubelet finishes what it started, and [`Chaos::steady`] must hold within 30 s (a twin
 //! still running counts as a pod like the others: the leader may be the twin).
@@ -27,6 +31,7 @@
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -65,8 +70,8 @@ struct RunReport {
 
 /// One run: three pods, `seconds` of random faults and disruptions, then a steady state must
 /// return. Never panics (a panic of a helper becomes the failure).
-fn random_run(seed: u64, seconds: u64) -> RunReport {
-    let mut ch = Chaos::new(&format!("random-{seed:x}"), 3);
+fn random_run(seed: u64, seconds: u64, peer: Option<&Path>) -> RunReport {
+    let mut ch = Chaos::new_mixed(&format!("random-{seed:x}"), 3, peer.map(Path::to_path_buf));
     let mut actions = Vec::new();
     let result = catch_unwind(AssertUnwindSafe(|| {
         schedule(&mut ch, seed, seconds, &mut actions)
@@ -343,6 +348,8 @@ fn twin(ch: &mut Chaos, kubelet: &mut Kubelet, holder: Option<usize>, rng: &mut 
 /// Seeded random fault schedules: `CHAOS_RUNS` runs (default 3) of `CHAOS_SECONDS` seconds of
 /// faults each (default 10), run `i` with seed `CHAOS_SEED + i` (default: from the clock),
 /// `CHAOS_JOBS` runs at a time (default 2); `CHAOS_VERBOSE` prints every schedule to stderr.
+/// With `CHAOS_MIXED` set, mixed elections: every other container of a pod is the client-go
+/// test peer ([`Chaos::start`]; scripts/build-client-go-peer.sh must have built it).
 /// Prints one line per run and a summary
 /// `N runs, N overlaps, N failures`; fails if any run failed. What a schedule does: see the
 /// module docs. Needs python3 >= 3.10 (the slow-dying CMD's memory hog).
@@ -362,9 +369,16 @@ fn random_schedule() {
     let runs = env_u64("CHAOS_RUNS", 3) as usize;
     let seconds = env_u64("CHAOS_SECONDS", 10);
     let jobs = env_u64("CHAOS_JOBS", 2).max(1) as usize;
+    let peer = std::env::var_os("CHAOS_MIXED")
+        .map(|_| crate::interop::peer_binary().unwrap_or_else(|e| panic!("CHAOS_MIXED: {e}")));
     println!(
-        "chaos: {runs} runs of {seconds} s, {jobs} at a time, seeds {base:#x}..{:#x}",
-        base.wrapping_add(runs as u64)
+        "chaos: {runs} runs of {seconds} s, {jobs} at a time, seeds {base:#x}..{:#x}{}",
+        base.wrapping_add(runs as u64),
+        if peer.is_some() {
+            ", mixed with the client-go peer"
+        } else {
+            ""
+        }
     );
     let next = AtomicUsize::new(0);
     let totals = Mutex::new((0usize, 0usize, Vec::<u64>::new()));
@@ -378,7 +392,7 @@ fn random_schedule() {
                 }
                 let seed = base.wrapping_add(i as u64);
                 let t = Instant::now();
-                let report = random_run(seed, seconds);
+                let report = random_run(seed, seconds, peer.as_deref());
                 let mut g = totals.lock().unwrap_or_else(|p| p.into_inner());
                 g.0 += 1;
                 g.1 += report.overlaps;

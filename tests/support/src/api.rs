@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::faults::Fault;
 use crate::hostile;
 use crate::http::{self, Request};
+use crate::protobuf;
 use crate::schema;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::server::{Shared, Tls};
@@ -423,6 +424,8 @@ fn decode_body(kind: Kind, req: &Request) -> Result<(Value, Vec<(String, String)
     // A missing Content-Type defaults to the first supported type (application/json),
     // as upstream NegotiateInputSerializerForMediaType does; anything else must be JSON
     // (YAML is a superset, so a JSON body labelled YAML is fine too).
+    // Protobuf (what client-go sends for built-in types) is turned into the equivalent JSON.
+    let mut is_protobuf = false;
     if let Some(ct) = req.header("content-type") {
         let mt = ct
             .split(';')
@@ -430,13 +433,25 @@ fn decode_body(kind: Kind, req: &Request) -> Result<(Value, Vec<(String, String)
             .unwrap_or("")
             .trim()
             .to_ascii_lowercase();
-        if mt != "application/json" && mt != "application/yaml" {
+        is_protobuf = mt == protobuf::MEDIA_TYPE;
+        if mt != "application/json" && mt != "application/yaml" && !is_protobuf {
             return Err(status::unsupported_media_type());
         }
     }
-    let raw: Value = serde_json::from_slice(&req.body).map_err(|e| {
-        status::bad_request(&format!("couldn't get version/kind; json parse error: {e}"))
-    })?;
+    let raw: Value = if is_protobuf {
+        protobuf::decode(kind, &req.body).map_err(|e| {
+            ApiError::new(
+                415,
+                "UnsupportedMediaType",
+                &format!("test-apiserver: {e}"),
+                None,
+            )
+        })?
+    } else {
+        serde_json::from_slice(&req.body).map_err(|e| {
+            status::bad_request(&format!("couldn't get version/kind; json parse error: {e}"))
+        })?
+    };
     let cannot = |m: &str| {
         status::bad_request(&format!(
             "{k} in version {v:?} cannot be handled as a {k}: {m}",

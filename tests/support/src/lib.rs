@@ -6,7 +6,8 @@
 //!
 //! Modules: `tls` (certificates), `http` (HTTP/1.1 framing), `server` (listeners,
 //! connections, shared state), `api` (routing, auth, verbs), `watch` (watch streams),
-//! `store` (objects, resourceVersion, history), `schema` (wire decoding), `validate`
+//! `store` (objects, resourceVersion, history), `schema` (wire decoding), `protobuf`
+//! (protobuf request bodies), `validate`
 //! (defaulting and validation), `selector` (label/field selectors), `status` (error bodies),
 //! `discovery` (what kubectl reads first), `table` (Tables for kubectl), `faults`, `hostile`
 //! (the bodies of `Fault::Answer`), `timefmt`, `bookmarks` (when watches get one), `namespaces`
@@ -20,6 +21,7 @@ mod faults;
 mod hostile;
 mod http;
 mod namespaces;
+mod protobuf;
 mod schema;
 mod selector;
 mod server;

@@ -12,5 +12,6 @@ mod discovery;
 mod events;
 mod faults;
 mod namespaces;
+mod protobuf;
 mod validation;
 mod watch;
