@@ -89,6 +89,14 @@ fn an_event_marks_each_leadership_transition() {
     // A clean term: elected once the intruder's lease expires, released on SIGTERM.
     let mut b = c.replica("pod-b", None, &[]);
     wait_event(&c, "Normal", "pod-b became leader");
+    // The event may be posted before the main thread started CMD; a SIGTERM before that ends
+    // the start-up (143) instead of handing over: wait for CMD.
+    wait_for("pod-b's CMD to run", Duration::from_secs(10), || {
+        c.running_cmds()
+            .iter()
+            .any(|(id, _)| id == "pod-b")
+            .then_some(())
+    });
     b.signal("TERM");
     assert_eq!(b.wait_exit(Duration::from_secs(10)).code(), Some(0));
     wait_event(&c, "Normal", "pod-b stopped leading");
