@@ -4,7 +4,7 @@
 use std::fs;
 use std::time::Duration;
 
-use super::{lines, mode_tag, pid1_available, Mode, Rig, START};
+use super::{lines, mode_tag, pid1_available, Mode, Rig, Running, START};
 use crate::cluster::NS;
 use crate::procs::{self, children, send_signal};
 use crate::wait::{poll, wait_for};
@@ -20,6 +20,26 @@ echo ready >> "$log"
 while [ ! -e "$log.quit" ]; do sleep 0.05; done
 exit 7
 "#;
+
+/// Sends each of `signals` to the supervisor `sup`, one at a time, and waits until CMD's trap
+/// logged it (after the `ready` line) before sending the next.
+fn send_each_and_see_it_forwarded(rig: &Rig, run: &Running<'_>, sup: u32, signals: &[&str]) {
+    let mut want = vec!["ready"];
+    for &sig in signals {
+        send_signal(sup, sig);
+        want.push(sig);
+        let seen = poll(Duration::from_secs(10), || {
+            let text = rig.read("signals.log");
+            (lines(&text) == want).then_some(())
+        });
+        assert!(
+            seen.is_some(),
+            "SIG{sig} sent to the supervisor did not reach CMD: log {:?}, want {want:?}; {}",
+            rig.read("signals.log"),
+            run.context()
+        );
+    }
+}
 
 fn signals_forwarded(mode: Mode) {
     let rig = Rig::new(&format!("signals-{}", mode_tag(mode)));
@@ -37,21 +57,7 @@ fn signals_forwarded(mode: Mode) {
         .get_object("leases", NS, &rig.lock())
         .expect("the Lease exists while CMD runs");
     assert_eq!(lease["spec"]["holderIdentity"], rig.identity(), "{lease}");
-    let mut want = vec!["ready"];
-    for sig in FORWARDED {
-        send_signal(sup, sig);
-        want.push(sig);
-        let seen = poll(Duration::from_secs(10), || {
-            let text = rig.read("signals.log");
-            (lines(&text) == want).then_some(())
-        });
-        assert!(
-            seen.is_some(),
-            "SIG{sig} did not reach CMD: log {:?}, want {want:?}; {}",
-            rig.read("signals.log"),
-            run.context()
-        );
-    }
+    send_each_and_see_it_forwarded(&rig, &run, sup, &FORWARDED);
     fs::write(format!("{log_arg}.quit"), "").expect("quit file");
     let context = run.context();
     assert_eq!(run.wait_exit(), 7, "{context}");
@@ -154,21 +160,7 @@ fn fault_signals_from_outside_forwarded(mode: Mode) {
         (rig.read("signals.log").lines().next() == Some("ready")).then_some(())
     });
     let sup = run.supervisor_pid();
-    let mut want = vec!["ready"];
-    for sig in FAULTS {
-        send_signal(sup, sig);
-        want.push(sig);
-        let seen = poll(Duration::from_secs(10), || {
-            let text = rig.read("signals.log");
-            (lines(&text) == want).then_some(())
-        });
-        assert!(
-            seen.is_some(),
-            "SIG{sig} sent to the supervisor did not reach CMD: log {:?}, want {want:?}; {}",
-            rig.read("signals.log"),
-            run.context()
-        );
-    }
+    send_each_and_see_it_forwarded(&rig, &run, sup, &FAULTS);
     fs::write(format!("{log_arg}.quit"), "").expect("quit file");
     let context = run.context();
     assert_eq!(run.wait_exit(), 5, "{context}");
