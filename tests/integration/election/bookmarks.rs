@@ -42,32 +42,7 @@ fn bookmarks_neither_mask_a_watch_that_lost_its_events_nor_keep_a_lease_alive() 
     wait_for("b to watch anew", Duration::from_secs(10), || {
         (by_b("watch") > 1).then_some(())
     });
-    // Three lease durations of renewals: b's view from before the drop would have expired.
-    wait_for(
-        "a to renew for three lease durations",
-        Duration::from_secs(30),
-        || {
-            let renewals = c
-                .lease_writes("token-a")
-                .into_iter()
-                .filter(|t| *t > dropped)
-                .count();
-            (renewals >= 12).then_some(())
-        },
-    );
-    let writes_by_b: Vec<String> = c
-        .api
-        .requests()
-        .iter()
-        .filter(|r| r.token.as_deref() == Some("token-b"))
-        .filter(|r| r.verb != "get" && r.verb != "watch")
-        .map(|r| format!("{} {} -> {}", r.verb, r.path, r.code))
-        .collect();
-    assert!(
-        writes_by_b.is_empty(),
-        "b tried to take a live lease: {writes_by_b:?}\n{}",
-        c.dump()
-    );
+    super::assert_b_leaves_a_live_lease_alone(&c, dropped);
     let log = b.log_text();
     assert!(
         log[log_before..].contains("its watch said nothing"),
