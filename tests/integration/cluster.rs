@@ -153,6 +153,9 @@ impl Cluster {
     ///   `crash` still works, SIGTERM/SIGINT logged as `ignored`) that takes tens to hundreds
     ///   of milliseconds from SIGKILL to reaped.
     ///
+    /// `T_NO_LEFTOVERS` set in CMD's environment (the client-go peer's in the mixed chaos runs)
+    /// keeps a CMD from turning slow-dying.
+    ///
     /// Unless `slow-dying` turned it, no helper process keeps the lock's file descriptor open,
     /// so the lock is free the instant the shell dies, however it dies. Without `slow-dying`
     /// CMD needs nothing but `sh`, `flock`, `date` and `sleep` (no python3).
@@ -170,7 +173,7 @@ on_term() {{
 trap on_term TERM INT
 while :; do
   if [ -e "$T_DIR/crash" ] && rm "$T_DIR/crash" 9>&- 2>/dev/null; then ev crash; exit 3; fi
-  if [ -e "$T_DIR/slow-dying" ]; then
+  if [ -e "$T_DIR/slow-dying" ] && [ -z "${{T_NO_LEFTOVERS:-}}" ]; then
     trap '' TERM INT
     sleep 4242 &
     ev slow
