@@ -16,9 +16,10 @@ use super::{Chaos, CMD_CRASH, LOST_LEADERSHIP};
 const ALLOWED_EXITS: [i32; 5] = [0, CMD_CRASH, LOST_LEADERSHIP, 143, 137];
 
 /// The same for the client-go test peer of a mixed election: CMD exited 0, or SIGTERM with a
-/// release (0); CMD failed or the Lease was lost (1); SIGTERM like the Go tool (2); SIGKILLed
+/// release (0); CMD failed or the Lease was lost (1); SIGTERM like the Go tool (2); SIGTERM
+/// before the peer set up its handling, which kills it as it does the Go tool (143); SIGKILLed
 /// by the schedule (137).
-const PEER_ALLOWED_EXITS: [i32; 4] = [0, 1, 2, 137];
+const PEER_ALLOWED_EXITS: [i32; 5] = [0, 1, 2, 143, 137];
 
 /// Per-pod bookkeeping of the kubelet, by pod index.
 #[derive(Default)]
