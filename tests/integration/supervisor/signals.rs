@@ -21,6 +21,17 @@ while [ ! -e "$log.quit" ]; do sleep 0.05; done
 exit 7
 "#;
 
+/// Starts `sh <script> <rig>/signals.log` under the supervisor and waits until the script
+/// logged `ready` (its traps are set); returns the run and the log path it was given.
+fn start_trapping<'a>(rig: &'a Rig, mode: Mode, script: &str) -> (Running<'a>, String) {
+    let log_arg = rig.path("signals.log").to_string_lossy().into_owned();
+    let run = rig.spawn(mode, &["sh", script, &log_arg]);
+    wait_for("CMD to start and set its traps", START, || {
+        (rig.read("signals.log").lines().next() == Some("ready")).then_some(())
+    });
+    (run, log_arg)
+}
+
 /// Sends each of `signals` to the supervisor `sup`, one at a time, and waits until CMD's trap
 /// logged it (after the `ready` line) before sending the next.
 fn send_each_and_see_it_forwarded(rig: &Rig, run: &Running<'_>, sup: u32, signals: &[&str]) {
@@ -44,12 +55,7 @@ fn send_each_and_see_it_forwarded(rig: &Rig, run: &Running<'_>, sup: u32, signal
 fn signals_forwarded(mode: Mode) {
     let rig = Rig::new(&format!("signals-{}", mode_tag(mode)));
     let script = rig.script("trap.sh", TRAP_SCRIPT);
-    let log = rig.path("signals.log");
-    let log_arg = log.to_string_lossy().into_owned();
-    let run = rig.spawn(mode, &["sh", &script, &log_arg]);
-    wait_for("CMD to start and set its traps", START, || {
-        (rig.read("signals.log").lines().next() == Some("ready")).then_some(())
-    });
+    let (run, log_arg) = start_trapping(&rig, mode, &script);
     let sup = run.supervisor_pid();
     // CMD runs because we lead: the Lease names this replica.
     let lease = rig
@@ -153,12 +159,7 @@ exit 5
 fn fault_signals_from_outside_forwarded(mode: Mode) {
     let rig = Rig::new(&format!("fault-signals-{}", mode_tag(mode)));
     let script = rig.script("trap.sh", FAULT_TRAP_SCRIPT);
-    let log = rig.path("signals.log");
-    let log_arg = log.to_string_lossy().into_owned();
-    let run = rig.spawn(mode, &["sh", &script, &log_arg]);
-    wait_for("CMD to start and set its traps", START, || {
-        (rig.read("signals.log").lines().next() == Some("ready")).then_some(())
-    });
+    let (run, log_arg) = start_trapping(&rig, mode, &script);
     let sup = run.supervisor_pid();
     send_each_and_see_it_forwarded(&rig, &run, sup, &FAULTS);
     fs::write(format!("{log_arg}.quit"), "").expect("quit file");

@@ -6,17 +6,8 @@
 use serde_json::Value;
 
 use crate::schema::Ty::{self, *};
+use crate::schema::OBJECT_REF;
 use crate::status::FieldError;
-
-static OBJECT_REF: &[(&str, Ty)] = &[
-    ("kind", Str),
-    ("namespace", Str),
-    ("name", Str),
-    ("uid", Str),
-    ("apiVersion", Str),
-    ("resourceVersion", Str),
-    ("fieldPath", Str),
-];
 
 static SOURCE: &[(&str, Ty)] = &[("component", Str), ("host", Str)];
 

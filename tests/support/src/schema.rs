@@ -87,7 +87,8 @@ static LEASE: &[(&str, Ty)] = &[
     ("spec", Obj("LeaseSpec", LEASE_SPEC)),
 ];
 
-static OBJECT_REF: &[(&str, Ty)] = &[
+/// core/v1 ObjectReference (Endpoints' and slices' `targetRef`, an Event's `involvedObject`).
+pub(crate) static OBJECT_REF: &[(&str, Ty)] = &[
     ("kind", Str),
     ("namespace", Str),
     ("name", Str),
