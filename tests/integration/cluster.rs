@@ -210,12 +210,7 @@ done
         name: &str,
         env: &[(&str, &str)],
     ) -> Replica {
-        let log = self.dir.join(format!("{name}.log"));
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("open log");
+        let (log, stderr) = self.append_log(&format!("{name}.log"));
         self.spawn_program(program, identity, name, None, env, log, stderr)
     }
 
@@ -229,12 +224,7 @@ done
         cmd: Option<Vec<String>>,
         env: &[(&str, &str)],
     ) -> Replica {
-        let log = self.dir.join(log_name);
-        let stderr = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("open log");
+        let (log, stderr) = self.append_log(log_name);
         self.spawn_replica(identity, identity, cmd, env, log, stderr)
     }
 
@@ -244,13 +234,19 @@ done
     /// ([`Cluster::singleton_cmd`]) events tagged `name` (`T_ID`). With `name == identity` this
     /// is [`Cluster::replica_appending`] with the log `<identity>.log`.
     pub fn replica_named(&self, identity: &str, name: &str, env: &[(&str, &str)]) -> Replica {
-        let log = self.dir.join(format!("{name}.log"));
+        self.replica_of(&self.bin, identity, name, env)
+    }
+
+    /// The file `file_name` in the cluster directory, opened for appending (created if
+    /// missing): a replica's stderr.
+    fn append_log(&self, file_name: &str) -> (PathBuf, std::fs::File) {
+        let log = self.dir.join(file_name);
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
             .expect("open log");
-        self.spawn_replica(identity, name, None, env, log, stderr)
+        (log, stderr)
     }
 
     /// Starts the first replica, `identity` (default CMD and environment), and waits until it
