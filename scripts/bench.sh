@@ -432,8 +432,8 @@ def probe(path):
             if not d: break
             data += d
         s.close()
-    except OSError:
-        return None, b""
+    except OSError as e:
+        return None, ("%s after %.0f ms" % (type(e).__name__, (time.perf_counter() - t) * 1000)).encode()
     return (time.perf_counter() - t) * 1000, data
 def doc():
     ms, data = probe("/status")
@@ -450,7 +450,7 @@ while not doc().get("leading"):
     time.sleep(0.1)
 renewals0, t0 = doc()["renewals"], time.monotonic()
 idle = proc()
-peak, failed, rows = idle, 0, []
+peak, failed, why = idle, 0, []
 for kind in ["idle", "drip", "body", "flood"]:
     a = subprocess.Popen([sys.executable, "-c", ATTACK, kind, str(port), str(hostile)], stdout=subprocess.PIPE)
     if not select.select([a.stdout], [], [], 60)[0] or not a.stdout.readline():
@@ -461,6 +461,7 @@ for kind in ["idle", "drip", "body", "flood"]:
             ms, data = probe(["/status", "/metrics"][k % 2])
             if ms is None or not data.startswith(b"HTTP/1.1 200 "):
                 failed += 1
+                why.append("%s: %s" % (kind, data[:60].decode(errors="replace") or "closed without an answer"))
             else:
                 f.write("%.3f\n" % ms)
             peak = tuple(map(max, peak, proc()))
@@ -470,10 +471,13 @@ for kind in ["idle", "drip", "body", "flood"]:
 renewals = doc()["renewals"] - renewals0
 with open(out + "/status-summary", "w") as f:
     print(failed, idle[0], peak[0], idle[1], peak[1], renewals, round(time.monotonic() - t0), file=f)
+with open(out + "/status-unanswered", "w") as f:
+    print("; ".join(why) or "none", file=f)
 PY
   die "status probes under attack failed: $(tail -n 3 "$S/r1.log")"
 cat "$S"/probe-*.ms >"$S/probe.ms"
 read -r st_failed st_threads0 st_threads st_rss0 st_rss st_renewals st_secs <"$S/status-summary"
+st_why=$(cat "$S/status-unanswered")
 st_kinds=""
 for kind in idle drip body flood; do st_kinds+="$kind $(pct 95 "$S/probe-$kind.ms"), "; done
 stop_replicas
@@ -565,7 +569,7 @@ elapsed=$((SECONDS - t_bench_start))
     done <<<"$kill_rows"
   fi
   echo "| Cold start to CMD running p50 / p95 (n=$COLD_RUNS) | $cs_p50 / $cs_p95 ms | ≤ 50 ms | $(ok "$cs_p95" 50) | \`$bin_rel date +%s%N\`, election on, fresh Lease name each run, from \$EPOCHREALTIME before the fork (same without our binary: $cb_p50 ms) |"
-  echo "| Status probe latency under $HOSTILE hostile connections p50 / p95 (n=$st_n) | $st_p50 / $st_p95 ms | p95 ≤ 100 ms | $(ok "$st_p95" 100) | python3 attacker holding $HOSTILE connections of each kind (p95 ms: ${st_kinds%, }) while GET /status and /metrics are timed connect → close; max $st_max ms; $st_failed probes unanswered; leader threads $st_threads0 → peak $st_threads, VmRSS $st_rss0 → peak $st_rss KiB; $st_renewals renewals in $st_secs s |"
+  echo "| Status probe latency under $HOSTILE hostile connections p50 / p95 (n=$st_n) | $st_p50 / $st_p95 ms | p95 ≤ 100 ms | $(ok "$st_p95" 100) | python3 attacker holding $HOSTILE connections of each kind (p95 ms: ${st_kinds%, }) while GET /status and /metrics are timed connect → close; max $st_max ms; $st_failed probes unanswered ($st_why); leader threads $st_threads0 → peak $st_threads, VmRSS $st_rss0 → peak $st_rss KiB; $st_renewals renewals in $st_secs s |"
   echo "| Idle CPU, leader (15/10/2) | $sch_leader ms CPU/min ($(cpu_pct "$sch_leader") % of a core) | — | | sum of \`/proc/<pid>/task/*/schedstat\` over the steady window (live threads only: misses a watch thread that ended); utime+stime from \`/proc/<pid>/stat\` ($((1000 / clk_tck)) ms ticks): $cpu_leader ms/min |"
   echo "| Idle CPU, follower (15/10/2) | $sch_follower ms CPU/min ($(cpu_pct "$sch_follower") % of a core) | — | | same, one follower; utime+stime: $cpu_follower ms/min |"
   echo

@@ -1,7 +1,7 @@
 //! The [`Elector`]: runs [`Core`] on the elector thread against the API server. It campaigns
 //! (one GET to start, then a watch on the one Lease, or polling when RBAC forbids watching;
-//! conditional writes only), leads (one conditional PUT of the cached lease every retry
-//! period) and releases the lease on the way out.
+//! conditional writes only), leads (one conditional PUT of the cached lease every renew
+//! interval, `cadence.rs`) and releases the lease on the way out.
 
 use std::ops::ControlFlow;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, info, warn};
 
+use super::cadence::renew_interval;
 use super::core::{backoff, Core, HolderChange, Settings, Step};
 use super::jitter::Jitter;
 use super::messages::{Campaign, Inbox, LeaderHooks, LostCause, Term};
@@ -313,11 +314,13 @@ impl Elector {
     }
 
     /// Renew until asked to shut down or leadership is lost. Renewals are one conditional PUT
-    /// of the cached lease every retry period; a Conflict costs one GET (the slow path).
+    /// of the cached lease every renew interval (`cadence.rs`), retried every retry period
+    /// after a failure; a Conflict costs one GET (the slow path).
     pub fn lead(&mut self, hooks: &mut dyn LeaderHooks) -> Term {
         let retry = self.timings().retry_period;
+        let interval = renew_interval(&self.timings());
         let per_request = retry.max(self.timings().renew_deadline / 3);
-        let mut next = self.renewed_at.map_or_else(Instant::now, |t| t + retry);
+        let mut next = self.renewed_at.map_or_else(Instant::now, |t| t + interval);
         let mut last_error = String::from("no renewal attempted");
         loop {
             if self.pause(next.saturating_duration_since(Instant::now())) {
@@ -345,7 +348,7 @@ impl Elector {
             };
             match attempt {
                 Ok(Renewal::Stored(sent)) => {
-                    next = sent + retry;
+                    next = sent + interval;
                     hooks.renewed(next.min(step_down_at));
                 }
                 Ok(Renewal::RetryNow) => next = Instant::now(),

@@ -8,7 +8,7 @@
 //!   to start, then a watch on the one Lease (`watch.rs`; or polling when RBAC forbids
 //!   watching), conditional writes only. It talks to the rest through the messages in
 //!   `messages.rs` and reports to the shared [`Snapshot`] (`crate::leadership`); retries are
-//!   spread out by `jitter.rs`.
+//!   spread out by `jitter.rs`, and `cadence.rs` says when the leader renews.
 //!
 //! Expiry of somebody else's lease is judged on our monotonic clock from the moment we saw its
 //! election record change, plus the record's `leaseDurationSeconds` — never from its
@@ -24,6 +24,7 @@
 //!
 //! Knows Kubernetes (through [`crate::kube`]) but nothing of processes.
 
+mod cadence;
 mod core;
 mod elector;
 mod jitter;

@@ -44,6 +44,10 @@ const LOST_LEADERSHIP: i32 = 75;
 /// What [`Cluster::singleton_cmd`] exits with when told to crash.
 const CMD_CRASH: i32 = 3;
 
+/// The lease duration of the client-go peers in a mixed election (ours keep the test's 4 s):
+/// 2 s more than client-go's latest step-down with the test timings (see [`Chaos::start`]).
+const PEER_LEASE_SECONDS: &str = "9";
+
 /// One pod of the Deployment: a stable identity, name and IP, and the current container if
 /// any.
 struct Pod {
@@ -144,10 +148,8 @@ impl Chaos {
     /// Starts a container for pod `i`. In a mixed election the kind cycles with the pod's
     /// index plus its number of earlier containers: ours, the peer behaving like the Go tool,
     /// ours, the peer releasing on SIGTERM (so neighbours differ, and each restart of a pod
-    /// switches kind, like an upgrade or a rollback). A twin is always ours: client-go takes a
-    /// Lease naming its identity at once, so a client-go twin would run CMD next to the pod
-    /// whose identity it shares (README, "Migrating from the Go tool": a known flaw of the Go
-    /// tool that ours fixes, not something a mixed election can be safe against).
+    /// switches kind, like an upgrade or a rollback). A twin is always ours, but mixed
+    /// elections have no twins (see `twin` in schedules.rs).
     fn start(&mut self, i: usize) {
         let pod = &self.pods[i];
         let node = format!("node-{}", pod.name);
@@ -168,6 +170,12 @@ impl Chaos {
                 // is a known flaw ours fixes (README, "Signals and exit codes"), not something a
                 // mixed election can be safe against, so a peer's CMD never turns slow-dying.
                 env.push(("T_NO_LEFTOVERS", "1"));
+                // client-go steps down as late as retry period + renew deadline after its last
+                // renewal, and only after trying the release, which may take another renew
+                // deadline (go-tool.md; leaderelection.go renew/release): 1 + 3 + 3 s with the
+                // test timings, so a peer's lease must outlast 7 s to be safe at all. It
+                // advertises its own leaseDurationSeconds, which every replica honours.
+                env.push(("K8S_AWAIT_ELECTION_LEASE_DURATION", PEER_LEASE_SECONDS));
                 self.c.replica_of(peer, &pod.identity, &pod.name, &env)
             }
             None => self.c.replica_named(&pod.identity, &pod.name, &env),
