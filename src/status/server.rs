@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use log::debug;
 
-use super::conn::{Conn, Progress};
+use super::conn::{Conn, Progress, HEAD_TIMEOUT};
 use super::http::{Request, Response};
 use super::views::respond;
 use super::{sys, Snapshot};
@@ -51,11 +51,7 @@ impl StatusServer {
         snapshot: Arc<Snapshot>,
         lease_duration: Duration,
     ) -> io::Result<StatusServer> {
-        let listener = bind(endpoint)?;
-        listener.set_nonblocking(true)?;
-        if let Err(e) = sys::set_listen_backlog(&listener, BACKLOG) {
-            debug!("status endpoint: cannot lengthen the accept queue: {e}");
-        }
+        let listener = listen(endpoint)?;
         let local_addr = listener.local_addr()?;
         let cap = connection_cap(sys::nofile_soft_limit());
         let answer =
@@ -81,6 +77,23 @@ pub fn connection_cap(nofile: Option<u64>) -> usize {
     nofile.map_or(MAX_CONNECTIONS, |n| {
         usize::try_from(n / 2).map_or(MAX_CONNECTIONS, |half| half.clamp(4, MAX_CONNECTIONS))
     })
+}
+
+/// The non-blocking listener for `endpoint`, with a long accept queue, handing over only
+/// connections that have sent something.
+fn listen(endpoint: StatusEndpoint) -> io::Result<TcpListener> {
+    let listener = bind(endpoint)?;
+    listener.set_nonblocking(true)?;
+    if let Err(e) = sys::set_listen_backlog(&listener, BACKLOG) {
+        debug!("status endpoint: cannot lengthen the accept queue: {e}");
+    }
+    // Connections that say nothing never take one of our `cap` places, where a flood of them
+    // would close a probe that took a few ms to send its request: the kernel keeps them until
+    // they send, or for about the head timeout.
+    if let Err(e) = sys::set_defer_accept(&listener, HEAD_TIMEOUT) {
+        debug!("status endpoint: cannot defer accepting silent connections: {e}");
+    }
+    Ok(listener)
 }
 
 /// The listener for `endpoint` (see [`StatusServer::start`]).
@@ -274,5 +287,61 @@ mod tests {
             started.elapsed()
         );
         drop(idle);
+    }
+
+    /// A probe that connects, then takes its time to send the request, while more
+    /// connections than the cap come and go: the newcomers must not close the probe.
+    #[test]
+    fn a_probe_slow_to_send_outlives_a_flood_of_connections() {
+        const CAP: usize = 4;
+        let listener = listen(StatusEndpoint {
+            ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            port: 0,
+        })
+        .expect("listen");
+        let addr = listener.local_addr().expect("addr");
+        let snapshot = Snapshot::new(leader(Instant::now()));
+        let answer = move |req: &Request| {
+            respond(req, &snapshot.get(), Instant::now(), Duration::from_secs(4))
+        };
+        thread::spawn(move || serve(&listener, CAP, &answer));
+        let mut probe = TcpStream::connect(addr).expect("connect");
+        // Newcomers that send a byte each: the server takes them, closing the oldest beyond
+        // the cap. Wait until it has closed all but the cap of them.
+        let flood: Vec<TcpStream> = (0..CAP + 6)
+            .map(|_| {
+                let mut s = TcpStream::connect(addr).expect("connect");
+                s.write_all(b"G").expect("write");
+                s.set_read_timeout(Some(Duration::from_millis(20)))
+                    .expect("timeout");
+                s
+            })
+            .collect();
+        let closed = |mut s: &TcpStream| match s.read(&mut [0u8; 1]) {
+            Ok(n) => n == 0,
+            Err(e) => !matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ),
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while flood.iter().filter(|s| closed(s)).count() < 6 {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not close the oldest of the flood"
+            );
+        }
+        probe
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        probe
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("write");
+        let mut out = String::new();
+        let _ = probe.read_to_string(&mut out);
+        assert!(
+            out.starts_with("HTTP/1.1 200 OK\r\n"),
+            "the probe got {out:?}"
+        );
     }
 }

@@ -28,7 +28,9 @@ pub(super) use exec::{
     exec_in_place, fork_exec, reap_child, ExecImage, ExecOutcome, ExecReport, DEFAULT_PATH,
 };
 pub(super) use files::open_nonblocking;
-pub(super) use net::{is_out_of_resources, nofile_soft_limit, poll, set_listen_backlog, PollFd};
+pub(super) use net::{
+    is_out_of_resources, nofile_soft_limit, poll, set_defer_accept, set_listen_backlog, PollFd,
+};
 #[cfg(test)]
 pub(super) use process::wait_status_of_forked;
 pub(super) use process::{

@@ -1,5 +1,6 @@
 //! Sockets: waiting on many descriptors at once ([`poll`] over [`PollFd`]s), the length of a
-//! listener's accept queue ([`set_listen_backlog`]), how many
+//! listener's accept queue ([`set_listen_backlog`]), accepting only connections that have
+//! sent something ([`set_defer_accept`]), how many
 //! descriptors this process may open ([`nofile_soft_limit`]) and what running out of them
 //! looks like ([`is_out_of_resources`]). Used by the status endpoint's single server thread.
 
@@ -74,6 +75,27 @@ pub(crate) fn set_listen_backlog(listener: &TcpListener, backlog: u32) -> io::Re
     // SAFETY: listen takes a descriptor, owned by `listener` and open for the call, and an
     // integer; it reads no memory of ours.
     cvt(unsafe { libc::listen(listener.as_raw_fd(), backlog) }).map(drop)
+}
+
+/// Asks the kernel to hand over connections of `listener` only once they have sent data, or
+/// after about `wait` (`TCP_DEFER_ACCEPT`, whole seconds): a client that connects and says
+/// nothing stays in the kernel's queue meanwhile, not among our open connections.
+pub(crate) fn set_defer_accept(listener: &TcpListener, wait: Duration) -> io::Result<()> {
+    let secs = libc::c_int::try_from(wait.as_secs().max(1)).unwrap_or(libc::c_int::MAX);
+    let len = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "socklen"))?;
+    // SAFETY: the descriptor is owned by `listener` and open for the call; the option value
+    // points to `secs`, a live c_int, and `len` is its size; setsockopt only reads it.
+    cvt(unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            std::ptr::from_ref(&secs).cast::<libc::c_void>(),
+            len,
+        )
+    })
+    .map(drop)
 }
 
 /// True for an error saying the process or the system is out of descriptors or buffer
