@@ -27,7 +27,7 @@ use super::incluster::InClusterConfig;
 use super::json::{self, MAX_BODY};
 use super::paths::{list_query, normalize_path, query_string, ListParams};
 use super::tls;
-use super::token::{redact_text, Token, TokenSource, REFRESH_INTERVAL};
+use super::token::{self, redact_text, Token, TokenSource, REFRESH_INTERVAL};
 use super::warnings::new_warnings;
 use super::watch::WatchStream;
 
@@ -354,7 +354,7 @@ impl Client {
     pub(super) fn refuse_echo(&self, bytes: &[u8]) -> Result<(), Error> {
         let token = self.inner.token.current();
         let secret = token.expose();
-        if !secret.is_empty() && String::from_utf8_lossy(bytes).contains(secret) {
+        if token::answer_holds(bytes, secret) {
             return Err(Error::Decode(
                 "the answer holds our bearer token (a server or proxy echoing credentials); \
                  refused"

@@ -47,6 +47,21 @@ pub(crate) fn redact_text(text: String, secret: &str) -> String {
     text.replace(secret, "<redacted>")
 }
 
+/// True if the answer `bytes` holds `secret` (non-empty), as is or in JSON string escapes
+/// (`\u0041`, `\/`) that decoding would turn into it: then the JSON is decoded and written
+/// back, which leaves every printable character unescaped, and searched again.
+pub(crate) fn answer_holds(bytes: &[u8], secret: &str) -> bool {
+    if secret.is_empty() {
+        return false;
+    }
+    if String::from_utf8_lossy(bytes).contains(secret) {
+        return true;
+    }
+    bytes.contains(&b'\\')
+        && serde_json::from_slice::<serde_json::Value>(bytes)
+            .is_ok_and(|v| v.to_string().contains(secret))
+}
+
 /// Why a token file could not be used.
 #[derive(Debug)]
 pub(crate) enum ReadError {
@@ -182,6 +197,25 @@ impl TokenSource {
 mod tests {
     use super::*;
     use std::fs;
+
+    #[test]
+    fn answers_holding_the_token_as_is_or_escaped() {
+        let secret = "abc.d/ef";
+        // (answer, holds the token)
+        let cases: [(&str, bool); 7] = [
+            (r#"{"a":"abc.d/ef"}"#, true),
+            (r#"{"a":"\u0061bc.d\/ef"}"#, true),
+            (r#"{"\u0061bc.d/ef":1}"#, true),
+            (r#"{"a":"abc.d\/eg"}"#, false),
+            (r#"{"a":"\u0061bc"}"#, false),
+            (r"not json \u0061bc.d/ef", false),
+            ("plain abc.d/ef text", true),
+        ];
+        for (answer, holds) in cases {
+            assert_eq!(answer_holds(answer.as_bytes(), secret), holds, "{answer}");
+        }
+        assert!(!answer_holds(b"anything", ""));
+    }
 
     fn temp_dir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!(

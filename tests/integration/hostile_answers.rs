@@ -178,6 +178,11 @@ fn a_server_echoing_the_token_never_gets_it_into_the_log() {
             200,
             r#"{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"my-lock","namespace":"default","resourceVersion":"9"},"spec":{"holderIdentity":"{token}","leaseDurationSeconds":4,"renewTime":"2030-01-01T00:00:00.000000Z"}}"#,
         ),
+        // the same with the token in JSON escapes, which only decoding turns into the token
+        echo(
+            200,
+            r#"{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"my-lock","namespace":"default","resourceVersion":"9"},"spec":{"holderIdentity":"{token-escaped}","leaseDurationSeconds":4,"renewTime":"2030-01-01T00:00:00.000000Z"}}"#,
+        ),
         // a Status message of a 5xx and of a 4xx
         echo(
             503,

@@ -10,10 +10,18 @@ use crate::faults::{Body, Fault};
 use crate::http;
 use crate::server::{Shared, Tls};
 
-/// The bytes of a body with a known length, `{token}` replaced by `token`.
+/// The bytes of a body with a known length, `{token}` replaced by `token` and
+/// `{token-escaped}` by `token` with every character a JSON `\uXXXX` escape.
 pub fn fixed_body(body: &Body, token: &str) -> Option<Vec<u8>> {
     match body {
-        Body::Text(t) => Some(t.replace("{token}", token).into_bytes()),
+        Body::Text(t) => {
+            let escaped: String = token
+                .encode_utf16()
+                .map(|u| format!("\\u{u:04x}"))
+                .collect();
+            let text = t.replace("{token-escaped}", &escaped);
+            Some(text.replace("{token}", token).into_bytes())
+        }
         Body::Huge(n) => Some(padded(*n, b"0", b"0,")),
         Body::Nested { depth, size } => {
             let mut nest = vec![b'['; *depth];
