@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::error::Error;
+use super::json;
 use super::small_file;
 
 /// How long a token read from the file is used before the file is read again. client-go
@@ -48,8 +49,9 @@ pub(crate) fn redact_text(text: String, secret: &str) -> String {
 }
 
 /// True if the answer `bytes` holds `secret` (non-empty), as is or in JSON string escapes
-/// (`\u0041`, `\/`) that decoding would turn into it: then the JSON is decoded and written
-/// back, which leaves every printable character unescaped, and searched again.
+/// (`\u0041`, `\/`) that decoding would turn into it: then the JSON, if within the bounds of
+/// [`json::check`] (anything beyond them is refused when decoded anyway), is decoded and
+/// written back, which leaves every printable character unescaped, and searched again.
 pub(crate) fn answer_holds(bytes: &[u8], secret: &str) -> bool {
     if secret.is_empty() {
         return false;
@@ -58,6 +60,7 @@ pub(crate) fn answer_holds(bytes: &[u8], secret: &str) -> bool {
         return true;
     }
     bytes.contains(&b'\\')
+        && json::check(bytes).is_ok()
         && serde_json::from_slice::<serde_json::Value>(bytes)
             .is_ok_and(|v| v.to_string().contains(secret))
 }
@@ -215,6 +218,9 @@ mod tests {
             assert_eq!(answer_holds(answer.as_bytes(), secret), holds, "{answer}");
         }
         assert!(!answer_holds(b"anything", ""));
+        // Beyond the value bound it is not decoded at all (decoding refuses it anyway).
+        let huge = format!(r#"[{}"\u0061bc.d/ef"]"#, "0,".repeat(json::MAX_VALUES));
+        assert!(!answer_holds(huge.as_bytes(), secret));
     }
 
     fn temp_dir(tag: &str) -> PathBuf {
