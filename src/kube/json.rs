@@ -11,7 +11,7 @@
 use std::cell::Cell;
 use std::fmt;
 
-use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess};
 
 /// Largest response body we accept, and largest watch-event line: 2 MiB. etcd refuses to
 /// store a value above 1.5 MiB, so no object is larger (its JSON form differs from the stored
@@ -38,22 +38,41 @@ pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 
 /// Checks that `bytes` is one JSON value within [`MAX_VALUES`] and [`MAX_DEPTH`].
 pub(super) fn check(bytes: &[u8]) -> Result<(), String> {
+    scan(bytes, None).map(drop)
+}
+
+/// True if `bytes` is one JSON value within the bounds of [`check`] and one of its strings or
+/// keys, with its escapes (`\u0041`, `\/`) decoded, contains `needle`.
+pub(super) fn strings_contain(bytes: &[u8], needle: &str) -> bool {
+    scan(bytes, Some(needle)).unwrap_or(false)
+}
+
+/// The pass of [`check`], also looking for `needle` in every decoded string and key: whether
+/// one contains it.
+fn scan(bytes: &[u8], needle: Option<&str>) -> Result<bool, String> {
     let left = Cell::new(MAX_VALUES);
+    let found = Cell::new(false);
     let mut de = serde_json::Deserializer::from_slice(bytes);
     Count {
         left: &left,
         depth: 0,
+        needle,
+        found: &found,
     }
     .deserialize(&mut de)
     .and_then(|()| de.end())
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    Ok(found.get())
 }
 
-/// Visits one JSON value, counting it and everything in it against `left`.
+/// Visits one JSON value, counting it and everything in it against `left`, and noting in
+/// `found` a string or key that contains `needle`.
 #[derive(Clone, Copy)]
 struct Count<'a> {
     left: &'a Cell<usize>,
     depth: usize,
+    needle: Option<&'a str>,
+    found: &'a Cell<bool>,
 }
 
 impl Count<'_> {
@@ -77,8 +96,8 @@ impl Count<'_> {
             )));
         }
         Ok(Count {
-            left: self.left,
             depth: self.depth + 1,
+            ..self
         })
     }
 }
@@ -110,7 +129,10 @@ impl<'de> de::Visitor<'de> for Count<'_> {
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
         self.tick()
     }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
+        if self.needle.is_some_and(|n| s.contains(n)) {
+            self.found.set(true);
+        }
         self.tick()
     }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
@@ -125,8 +147,8 @@ impl<'de> de::Visitor<'de> for Count<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let inner = self.inner()?;
-        while map.next_key::<IgnoredAny>()?.is_some() {
-            inner.tick()?;
+        // A key is a string: counted, and searched, like one.
+        while map.next_key_seed(inner)?.is_some() {
             map.next_value_seed(inner)?;
         }
         Ok(())
