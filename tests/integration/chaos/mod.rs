@@ -148,19 +148,16 @@ impl Chaos {
     /// Starts a container for pod `i`. In a mixed election the kind cycles with the pod's
     /// index plus its number of earlier containers: ours, the peer behaving like the Go tool,
     /// ours, the peer releasing on SIGTERM (so neighbours differ, and each restart of a pod
-    /// switches kind, like an upgrade or a rollback). A twin is always ours, but mixed
-    /// elections have no twins (see `twin` in schedules.rs).
+    /// switches kind, like an upgrade or a rollback). Mixed elections have no twins (see
+    /// `twin` in schedules.rs).
     fn start(&mut self, i: usize) {
         let pod = &self.pods[i];
         let node = format!("node-{}", pod.name);
         let mut env = routing::env(&pod.ip, &node).to_vec();
         let started = unix_nanos();
-        let turn = if pod.name == pod.identity {
-            i + pod.exits.len()
-        } else {
-            0
-        };
-        let r = match self.peer.as_deref().filter(|_| turn % 2 == 1) {
+        let turn = i + pod.exits.len();
+        let peer = self.peer.as_deref().filter(|_| turn % 2 == 1);
+        let r = match peer {
             Some(peer) => {
                 let mode = if turn % 4 == 1 { "go-tool" } else { "cancel" };
                 env.push(("PEER_SHUTDOWN", mode));
@@ -180,7 +177,7 @@ impl Chaos {
             }
             None => self.c.replica_named(&pod.identity, &pod.name, &env),
         };
-        self.pods[i].peer = self.peer.is_some() && turn % 2 == 1;
+        self.pods[i].peer = peer.is_some();
         self.pods[i].started = started;
         self.pods[i].replica = Some(r);
     }
