@@ -4,8 +4,9 @@
 //!
 //! A body within the size limit can still cost many times its size once decoded (a
 //! `serde_json::Value` takes 32 bytes or more for each `0,` of an array): the first pass builds
-//! nothing (it borrows strings and skips keys), so decoding only ever starts on text whose
-//! values fit [`MAX_VALUES`]. Nesting is capped at [`MAX_DEPTH`], well below serde_json's own
+//! nothing (strings and keys are looked at in place, or in serde_json's one scratch buffer),
+//! so decoding only ever starts on text whose values fit [`MAX_VALUES`]. The same pass can
+//! look for a secret in the decoded strings ([`strings_contain`], for the token echo check). Nesting is capped at [`MAX_DEPTH`], well below serde_json's own
 //! recursion limit of 128, which also applies to every decode here.
 
 use std::cell::Cell;
